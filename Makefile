@@ -1,0 +1,43 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   - .venv with the core install, then the main job on the shipped example photo -> ./out
+#   make test   - .venv with the dev extras (CPU torch pinned in constraints.txt), then the whole suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export HF_HUB_DISABLE_PROGRESS_BARS := 1
+export HF_HUB_OFFLINE := 1
+
+.PHONY: demo test install-core install-dev bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.core: pyproject.toml constraints.txt | $(PY)
+	$(PIP) install -q -c constraints.txt -e .
+	touch $@
+
+$(VENV)/.dev: pyproject.toml constraints.txt | $(PY)
+	$(PIP) install -q -c constraints.txt -e ".[dev]"
+	touch $@ $(VENV)/.core
+
+install-core: $(VENV)/.core
+install-dev: $(VENV)/.dev
+
+demo: $(VENV)/.core
+	@rm -rf out
+	$(VENV)/bin/packshot generate examples/mug.jpg --prompt "on a white marble table, soft morning light from the left" -n 4 --seed 7 --aspect 1:1 -o out/marble
+	$(VENV)/bin/packshot generate examples/mug.jpg --preset amazon -n 1 --seed 7 -o out/amazon
+	$(VENV)/bin/packshot cutout examples/mug.jpg -o out/cutout.png
+	@echo "Demo results are in $(CURDIR)/out (marble/, amazon/, cutout.png); see out/marble/results.json"
+
+test: $(VENV)/.dev
+	@$(PY) -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5)"; exit 1; fi; exit $$rc
+
+bench: $(VENV)/.dev
+	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf out .pytest_cache build dist src/*.egg-info

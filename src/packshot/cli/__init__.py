@@ -1,0 +1,62 @@
+"""The ``packshot`` command: a thin layer over the library API.
+
+Each sub-command lives in its own module with ``register(subparsers)``; modules import only
+argparse at start-up, so ``packshot --help`` is instant. Errors the user can fix print one line
+``packshot: error: …`` and exit 2; nothing is half-written.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from .. import __version__
+
+# sub-command modules, in --help order; a missing module (optional part not built) is skipped
+COMMANDS = ("cutout", "generate", "presets", "prompt", "models", "serve", "worker")
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="packshot",
+        description="Cut a product out of a photo and place it in a new scene described in words.")
+    parser.add_argument("--version", action="version", version=f"packshot {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"{__name__}.{name}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from ..errors import PackshotError
+    try:
+        return int(args.func(args) or 0)
+    except PackshotError as e:
+        print(f"packshot: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("packshot: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # a bug, not bad input: still one line unless debugging
+        if os.environ.get("PACKSHOT_DEBUG"):
+            raise
+        print(f"packshot: internal error: {type(e).__name__}: {e} (set PACKSHOT_DEBUG=1 for details)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

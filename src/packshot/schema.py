@@ -1,0 +1,134 @@
+"""One request schema shared by the library, the CLI, the REST API and job payloads.
+
+Each default lives here and only here. Validation names the bad value and never rewrites a
+request silently (diffusers' ``check_inputs`` habit).
+"""
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import InvalidInputError
+
+ASPECTS = {"1:1": (1, 1), "4:5": (4, 5), "16:9": (16, 9), "3:2": (3, 2), "2:3": (2, 3), "9:16": (9, 16)}
+DEFAULT_NEGATIVE_PROMPT = (
+    "blurry, low quality, distorted, deformed, extra objects, duplicate product, text, watermark, "
+    "logo, cropped, oversaturated"
+)
+_SIZE_RE = re.compile(r"^\s*(\d{1,5})\s*[xX]\s*(\d{1,5})\s*$")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'1024x768' -> (1024, 768)."""
+    m = _SIZE_RE.match(str(text))
+    if not m:
+        raise InvalidInputError(f"size {text!r} is not WIDTHxHEIGHT, e.g. 1024x1024")
+    w, h = int(m.group(1)), int(m.group(2))
+    if not (64 <= w <= 8192 and 64 <= h <= 8192):
+        raise InvalidInputError(f"size {text!r} is out of range: each side must be 64..8192 px")
+    return w, h
+
+
+class SegmentOptions(BaseModel):
+    """How the product is cut out. Coordinates are photo pixels: points (x, y), boxes XYXY."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    engine: str = Field("auto", description="classic | sam | auto (sam when its weights are present)")
+    points: list[tuple[int, int]] = Field(default_factory=list, description="Positive clicks (x, y).")
+    neg_points: list[tuple[int, int]] = Field(default_factory=list, description="Negative clicks (x, y).")
+    boxes: list[tuple[int, int, int, int]] = Field(default_factory=list, description="Boxes x0,y0,x1,y1.")
+    text: str | None = Field(None, max_length=200, description="Text prompt naming the object ('the bottle').")
+    model: str | None = Field(None, description="SAM model id or local path (sam engine).")
+
+    @field_validator("boxes")
+    @classmethod
+    def _boxes_ordered(cls, boxes):
+        for b in boxes:
+            if b[2] <= b[0] or b[3] <= b[1]:
+                raise ValueError(f"box {','.join(map(str, b))} must have x1 > x0 and y1 > y0")
+        return boxes
+
+
+class GenerateRequest(BaseModel):
+    """Everything that decides a generation. Defaults here are the defaults everywhere."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field("pure white studio background", max_length=1000,
+                        description="The scene, in words.")
+    negative_prompt: str = Field(DEFAULT_NEGATIVE_PROMPT, max_length=1000,
+                                 description="Editable; used by diffusion engines.")
+    n: int = Field(4, ge=1, le=16, description="Number of candidates.")
+    seed: int | None = Field(None, ge=0, le=2**32 - 1,
+                             description="Seed of the first candidate; candidate i uses seed + i.")
+    engine: str = Field("studio", description="Background engine: studio | diffusion.")
+    model: str | None = Field(None, description="Diffusion model: registry id or local path.")
+    preset: str | None = Field(None, description="Marketplace preset: amazon | ebay | shopify | etsy.")
+    size: str | None = Field(None, description="Canvas WIDTHxHEIGHT, e.g. 1024x1024.")
+    aspect: Literal["original", "1:1", "4:5", "16:9", "3:2", "2:3", "9:16"] = Field(
+        "original", description="Canvas shape when no size or preset is given.")
+    keep_framing: bool = Field(False, description="Canvas = photo size, product stays exactly where it was.")
+    placement: Literal["center", "surface"] = Field(
+        "surface", description="center: centred; surface: standing on the floor line.")
+    margin: float = Field(0.1, ge=0.0, le=0.45, description="Free border, fraction of the canvas side.")
+    scale: float | None = Field(None, gt=0.0, le=1.0,
+                                description="Product's longer side as a fraction of the canvas's longer side.")
+    segment: SegmentOptions = Field(default_factory=SegmentOptions)
+    steps: int = Field(30, ge=1, le=150, description="Denoising steps (diffusion).")
+    guidance: float = Field(7.5, ge=0.0, le=30.0, description="Classifier-free guidance (diffusion).")
+    strength: float = Field(1.0, gt=0.0, le=1.0, description="Denoising strength (inpaint/img2img).")
+    scheduler: str | None = Field(None, description="Diffusion scheduler name; None = the model's own.")
+    mode: Literal["auto", "inpaint", "text2img", "img2img"] = Field("auto", description="Diffusion mode.")
+    seam_pass: bool = Field(False, description="Second diffusion pass on a thin ring around the product.")
+    controlnet: str | None = Field(None, description="ControlNet model id/path (diffusion).")
+    control_image: Literal["canny", "depth"] = "canny"
+    ip_adapter: str | None = Field(None, description="IP-Adapter id/path (diffusion).")
+    reference_image: str | None = Field(None, description="Style/reference photo path (img2img, IP-Adapter).")
+    output_format: Literal["png", "jpeg", "webp"] = "png"
+    shadow: bool = Field(True, description="Add contact and cast shadows.")
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, v):
+        if v is not None:
+            parse_size(v)  # raises with the value named
+        return v
+
+    @model_validator(mode="after")
+    def _exclusive(self):
+        if self.preset is not None and self.size is not None:
+            raise ValueError(f"give either preset ({self.preset!r}) or size ({self.size!r}), not both")
+        if self.keep_framing and (self.preset or self.size or self.aspect != "original"):
+            raise ValueError("keep_framing keeps the photo's own canvas: drop preset/size/aspect")
+        return self
+
+    def canvas_size(self) -> tuple[int, int] | None:
+        return parse_size(self.size) if self.size else None
+
+
+class CutoutRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    segment: SegmentOptions = Field(default_factory=SegmentOptions)
+
+
+def validation_message(err: ValidationError) -> str:
+    """A pydantic error as one line that names the field and the bad value."""
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e.get("loc", ()) if p != "__root__")
+        msg = e.get("msg", "invalid").removeprefix("Value error, ")
+        value = e.get("input")
+        shown = "" if isinstance(value, dict) or value is None else f" (got {value!r})"
+        parts.append(f"{loc + ': ' if loc else ''}{msg}{shown}")
+    return "; ".join(parts)
+
+
+def build(model: type[BaseModel], data: dict) -> BaseModel:
+    """Validate ``data`` into ``model``, raising InvalidInputError with a one-line message."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise InvalidInputError(validation_message(err)) from None

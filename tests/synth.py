@@ -1,0 +1,73 @@
+"""Synthetic product photos with exact ground truth, rendered by the tests themselves.
+
+``mug_photo`` draws a shaded mug with a real hole in its handle on a backdrop, with a soft contact
+shadow, sensor noise and optional JPEG compression. Returns (rgb uint8 HxWx3, alpha float32 HxW).
+"""
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+from PIL import Image
+
+BACKDROPS = {
+    "white": ((250, 250, 250), (242, 242, 242)),
+    "grey": ((214, 214, 212), (196, 196, 194)),
+    "paper": ((238, 229, 212), (224, 214, 196)),
+    "pastel": ((190, 214, 232), (172, 198, 220)),
+    "green": ((20, 200, 60), (20, 190, 55)),  # saturated chroma backdrop, for halo tests
+}
+
+
+def backdrop(h: int, w: int, top, bottom) -> np.ndarray:
+    t = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None, None]
+    top, bottom = np.float32(top) / 255, np.float32(bottom) / 255
+    return np.broadcast_to(top * (1 - t) + bottom * t, (h, w, 3)).copy()
+
+
+def mug_matte(h: int, w: int, ss: int = 4) -> np.ndarray:
+    """Anti-aliased mug silhouette: body + ring handle with a hole. float32 HxW in [0,1]."""
+    H, W = h * ss, w * ss
+    m = np.zeros((H, W), np.uint8)
+    cx, cy = W // 2 - W // 16, H // 2
+    bw, bh = W // 5, int(H * 0.3)
+    cv2.rectangle(m, (cx - bw, cy - bh), (cx + bw, cy + bh), 255, -1)
+    cv2.ellipse(m, (cx, cy + bh), (bw, bh // 8), 0, 0, 180, 255, -1)
+    hr = int(bh * 0.45)
+    cv2.ellipse(m, (cx + bw, cy), (hr, hr), 0, -90, 90, 255, max(4, hr // 3))
+    return cv2.resize(m.astype(np.float32) / 255, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def mug_photo(size=(800, 600), backdrop_name="white", color=(180, 40, 40), seed=0,
+              jpeg_quality: int | None = 92):
+    w, h = size
+    rng = np.random.default_rng(seed)
+    alpha = mug_matte(h, w)
+    bg = backdrop(h, w, *BACKDROPS[backdrop_name])
+    # soft contact shadow under the base (part of the backdrop, not of the product)
+    ys, xs = np.nonzero(alpha > 0.5)
+    shadow = np.zeros((h, w), np.float32)
+    cv2.ellipse(shadow, (int(xs.mean()), int(ys.max())), (int((xs.max() - xs.min()) * 0.55), max(3, h // 40)),
+                0, 0, 360, 1.0, -1)
+    shadow = cv2.GaussianBlur(shadow, (0, 0), max(2, h / 60)) * 0.35
+    bg *= (1 - shadow)[..., None]
+    # product: cylinder-like shading left to right
+    xx = np.linspace(-1, 1, w, dtype=np.float32)[None, :]
+    shade = 0.65 + 0.35 * np.cos(np.clip(xx * 1.6, -1.5, 1.5))
+    fg = (np.float32(color) / 255)[None, None, :] * shade[..., None]
+    fg = np.broadcast_to(fg, (h, w, 3))
+    img = fg * alpha[..., None] + bg * (1 - alpha[..., None])
+    img += rng.normal(0, 0.006, img.shape).astype(np.float32)
+    rgb = (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+    if jpeg_quality:
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, "JPEG", quality=jpeg_quality)
+        rgb = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    return rgb, alpha.astype(np.float32)
+
+
+def iou(alpha: np.ndarray, truth: np.ndarray, t: float = 0.5) -> float:
+    a, b = alpha >= t, truth >= t
+    union = (a | b).sum()
+    return float((a & b).sum() / union) if union else 1.0
