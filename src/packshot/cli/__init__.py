@@ -18,12 +18,19 @@ COMMANDS = ("cutout", "generate", "presets", "prompt", "models", "serve", "worke
 EXIT_USAGE = 2
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line (``packshot generate: error: … (see --help)``), exit 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="packshot",
         description="Cut a product out of a photo and place it in a new scene described in words.")
     parser.add_argument("--version", action="version", version=f"packshot {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
     for name in COMMANDS:
         try:
