@@ -1,0 +1,234 @@
+"""Mask refinement shared by the classic engines: preview <-> full-resolution geometry, clean-up
+(specks, false holes) and soft edges computed at full resolution only in a thin band.
+
+Conventions (see :mod:`packshot.types`): colour images here are float32 ``HxWx3`` RGB in [0, 1]
+unless a name ends in ``_u8``; masks are ``HxW`` bool; alpha mattes ``HxW`` float32 in [0, 1].
+
+The soft edge comes from the compositing equation ``I = a F + (1 - a) B`` (I: photo, F: product
+colour, B: what is behind it). When B and F are known near a pixel, the least-squares ``a`` is the
+projection of ``I - B`` on ``F - B`` (known-background matting; it needs no solver and costs
+O(band pixels)). B is given by the caller (a fitted backdrop, or a local estimate); F is the product
+colour spread outwards from the sure product by normalised convolution. Where F and B are too close
+for the projection to mean anything, the (smoothed) coarse mask is kept. The product colour under
+a soft pixel is then ``(I - (1 - a) B) / a`` (decontamination: the old backdrop is taken out, so no
+fringe of it shows on a new background).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..types import Matte
+
+_ELLIPSE = cv2.MORPH_ELLIPSE
+
+
+def disk(radius: int) -> np.ndarray:
+    """Elliptic structuring element of the given radius (uint8, (2r+1)x(2r+1))."""
+    r = max(0, int(radius))
+    return cv2.getStructuringElement(_ELLIPSE, (2 * r + 1, 2 * r + 1))
+
+
+def preview_scale(size: tuple[int, int], long_side: int) -> float:
+    """Scale factor (<= 1) that brings the long side of ``size`` (w, h) to ``long_side``."""
+    return min(1.0, long_side / max(size))
+
+
+def downscale(rgb_u8: np.ndarray, scale: float) -> np.ndarray:
+    """Area-averaged downscale of an HxWx3 uint8 image; returns float32 in [0, 1]."""
+    h, w = rgb_u8.shape[:2]
+    if scale < 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        rgb_u8 = cv2.resize(rgb_u8, size, interpolation=cv2.INTER_AREA)
+    return rgb_u8.astype(np.float32) * np.float32(1 / 255)
+
+
+def normalized_blur(img: np.ndarray, weight: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised convolution: spread ``img`` (HxW or HxWxC) from where ``weight`` (HxW) is high.
+
+    Returns (values, support): ``values`` is the weighted Gaussian average; ``support`` the blurred
+    weight (0 where no weighted pixel is within reach).
+    """
+    w = weight.astype(np.float32)
+    den = cv2.GaussianBlur(w, (0, 0), sigma)
+    num = cv2.GaussianBlur(img * (w[..., None] if img.ndim == 3 else w), (0, 0), sigma)
+    safe = np.maximum(den, 1e-6)
+    return num / (safe[..., None] if img.ndim == 3 else safe), den
+
+
+def sample(img: np.ndarray, xs: np.ndarray, ys: np.ndarray, scale: float) -> np.ndarray:
+    """Bilinear samples of a preview-size field at full-resolution pixel centres (xs, ys).
+
+    ``scale`` is preview/full. Returns (N,) or (N, C) float32.
+    """
+    n = len(xs)
+    if n == 0:
+        return np.zeros((0,) + img.shape[2:], np.float32)
+    chunk = 4096  # cv2.remap wants maps narrower than SHRT_MAX
+    m = -(-n // chunk) * chunk
+    mx = np.zeros(m, np.float32)
+    my = np.zeros(m, np.float32)
+    mx[:n] = (xs + 0.5) * scale - 0.5
+    my[:n] = (ys + 0.5) * scale - 0.5
+    out = cv2.remap(img, mx.reshape(-1, chunk), my.reshape(-1, chunk), cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_REPLICATE)
+    return out.reshape((m,) + img.shape[2:])[:n]
+
+
+def upscale_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bool mask resized to ``size`` (w, h) with smooth (bilinear, then 0.5) boundaries."""
+    if mask.shape[::-1] == tuple(size):
+        return mask.copy()
+    up = cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
+    return up >= 0.5
+
+
+def resize_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if mask.shape[::-1] == tuple(size):
+        return mask.copy()
+    return cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+
+
+# -- clean-up ------------------------------------------------------------------------------------
+
+def drop_specks(mask: np.ndarray, min_area: int, min_fraction: float = 0.02) -> np.ndarray:
+    """Keep the largest component and every component at least ``min_fraction`` of it and at
+    least ``min_area`` pixels (a pair of shoes stays a pair; dust goes). 8-connectivity."""
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return mask.copy()
+    areas = stats[:, cv2.CC_STAT_AREA].copy()
+    areas[0] = 0
+    keep = areas >= max(min_area, min_fraction * areas.max())
+    keep[0] = False
+    return keep[lab]
+
+
+def enclosed(mask: np.ndarray) -> tuple[int, np.ndarray]:
+    """Label the holes of ``mask``: background components not touching the image border.
+
+    Returns (count, labels) with labels 1..count on the holes, 0 elsewhere (4-connectivity).
+    """
+    bg = (~mask).astype(np.uint8)
+    n, lab = cv2.connectedComponents(bg, connectivity=4)
+    border = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
+    is_hole = np.ones(n, bool)
+    is_hole[0] = False
+    is_hole[border] = False
+    remap = np.zeros(n, np.int32)
+    remap[is_hole] = np.arange(1, is_hole.sum() + 1)
+    return int(is_hole.sum()), remap[lab]
+
+
+def fill_false_holes(mask: np.ndarray, is_real, min_area: int = 0) -> np.ndarray:
+    """Fill every hole of ``mask`` except those ``is_real(hole_bool_mask) -> bool`` keeps.
+
+    Holes smaller than ``min_area`` pixels are filled without asking (pin-holes are noise).
+    """
+    n, lab = enclosed(mask)
+    out = mask.copy()
+    if n == 0:
+        return out
+    areas = np.bincount(lab.ravel(), minlength=n + 1)
+    for i in range(1, n + 1):
+        hole = lab == i
+        if areas[i] < min_area or not is_real(hole):
+            out |= hole
+    return out
+
+
+# -- soft edges at full resolution ---------------------------------------------------------------
+
+@dataclass
+class EdgeFields:
+    """Preview-size fields the full-resolution band is computed from (all float32).
+
+    ``fg``/``bg``: HxWx3 product colour and backdrop colour spread over the band; ``mask``: the
+    coarse mask (bool); ``unknown``: preview pixels whose alpha is computed at full res (bool).
+    """
+
+    mask: np.ndarray
+    unknown: np.ndarray
+    fg: np.ndarray
+    bg: np.ndarray
+
+
+def edge_fields(p: np.ndarray, mask: np.ndarray, background: np.ndarray, *, band: int = 2,
+                fuzzy: np.ndarray | None = None, sigma_fg: float = 2.0) -> EdgeFields:
+    """Product colour spread from the mask's core, the caller's background, and the unknown
+    region: a thin band of ``band`` preview pixels either side of the mask's boundary, plus the
+    caller's ``fuzzy`` pixels (hair, foliage: product mixed with backdrop), excluded from the core."""
+    m8 = mask.astype(np.uint8)
+    unknown = (cv2.dilate(m8, disk(band)) > 0) & (cv2.erode(m8, disk(band)) == 0)
+    if fuzzy is not None:
+        unknown |= fuzzy
+    core = (cv2.erode(m8, disk(1)) > 0) & ~unknown
+    if not core.any():
+        core = mask
+    fg, _ = normalized_blur(p, core, sigma_fg)
+    return EdgeFields(mask=mask, unknown=unknown, fg=fg, bg=background)
+
+
+def known_background_alpha(I: np.ndarray, F: np.ndarray, B: np.ndarray, prior: np.ndarray,
+                           contrast: float = 0.06) -> np.ndarray:
+    """Per-pixel alpha from ``I = a F + (1 - a) B`` (all (N, 3) float32).
+
+    ``a = <I - B, F - B> / |F - B|^2``, clipped to [0, 1], blended towards ``prior`` (N,) where
+    ``|F - B|`` is small compared with ``contrast`` (there the equation says nothing).
+    """
+    d = F - B
+    dd = np.einsum("ij,ij->i", d, d)
+    a = np.einsum("ij,ij->i", I - B, d) / np.maximum(dd, 1e-6)
+    a = np.clip(a, 0.0, 1.0)
+    trust = dd / (dd + np.float32(contrast * contrast))
+    return (trust * a + (1 - trust) * prior).astype(np.float32)
+
+
+def decontaminate(I: np.ndarray, alpha: np.ndarray, F: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Product colour of soft pixels: ``(I - (1 - a) B) / a``, trusted in proportion to ``a``
+    (faint pixels take the spread product colour ``F``). All (N, 3) float32; returns (N, 3)."""
+    a = alpha[:, None]
+    est = (I - (1 - a) * B) / np.maximum(a, 1e-3)
+    w = np.clip((a - 0.1) / 0.5, 0.0, 1.0)
+    return np.clip(w * est + (1 - w) * F, 0.0, 1.0)
+
+
+def full_res_matte(rgb_u8: np.ndarray, fields: EdgeFields, *, snap: float = 0.03,
+                   contrast: float = 0.06) -> tuple[np.ndarray, np.ndarray]:
+    """Alpha and decontaminated colour at full resolution.
+
+    Outside the (upscaled) unknown band alpha is the upscaled coarse mask, exactly 0 or 1, and the
+    colour is the photo's own. Inside, alpha comes from :func:`known_background_alpha` on the
+    photo's own pixels, values within ``snap`` of 0/1 snap to it, and the colour of soft pixels is
+    decontaminated. Returns (alpha HxW float32, foreground HxWx3 uint8).
+    """
+    h, w = rgb_u8.shape[:2]
+    ph, pw = fields.mask.shape
+    scale = pw / w
+    mask = upscale_mask(fields.mask, (w, h))
+    unknown = resize_nearest(fields.unknown, (w, h))
+    alpha = mask.astype(np.float32)
+    fg_u8 = rgb_u8.copy()
+    ys, xs = np.nonzero(unknown)
+    if len(xs) == 0:
+        return alpha, fg_u8
+    I = rgb_u8[ys, xs].astype(np.float32) * np.float32(1 / 255)
+    F = sample(fields.fg, xs, ys, scale)
+    B = sample(fields.bg, xs, ys, scale)
+    prior = sample(fields.mask.astype(np.float32), xs, ys, scale)
+    a = known_background_alpha(I, F, B, prior, contrast)
+    a[a < snap] = 0.0
+    a[a > 1 - snap] = 1.0
+    alpha[ys, xs] = a
+    soft = (a > 0) & (a < 1)
+    if soft.any():
+        col = decontaminate(I[soft], a[soft], F[soft], B[soft])
+        fg_u8[ys[soft], xs[soft]] = np.round(col * 255).astype(np.uint8)
+    return alpha, fg_u8
+
+
+def matte_from(alpha: np.ndarray, foreground: np.ndarray | None, engine: str, notes=(), timings=None) -> Matte:
+    return Matte(alpha=alpha.astype(np.float32, copy=False), engine=engine, foreground=foreground,
+                 notes=tuple(notes), timings=dict(timings or {}))
