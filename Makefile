@@ -30,7 +30,8 @@ demo: $(VENV)/.core
 	$(VENV)/bin/packshot generate examples/mug.jpg --prompt "on a white marble table, soft morning light from the left" -n 4 --seed 7 --aspect 1:1 -o out/marble
 	$(VENV)/bin/packshot generate examples/mug.jpg --preset amazon -n 1 --seed 7 -o out/amazon
 	$(VENV)/bin/packshot cutout examples/mug.jpg -o out/cutout.png
-	@echo "Demo results are in $(CURDIR)/out (marble/, amazon/, cutout.png); see out/marble/results.json"
+	$(PY) examples/before_after.py examples/mug.jpg out/marble out/before_after.png
+	@echo "Demo results are in $(CURDIR)/out (marble/, amazon/, cutout.png, before_after.png); see out/marble/results.json"
 
 test: $(VENV)/.dev
 	@$(PY) -m pytest -q; rc=$$?; \
