@@ -1,0 +1,413 @@
+"""Procedural textures for the studio engine: fast, deterministic per random generator.
+
+Every generator takes ``(rng, h, w, scale, rgb, amount)`` and returns an ``h x w x 3`` float32
+image in sRGB [0, 1] (values may slightly exceed 1 before the final clip):
+
+* ``rng``: ``numpy.random.Generator``: the same state gives the same texture, bit for bit;
+* ``scale``: pixels per "scene unit" (the width of the canvas at the work resolution): feature
+  sizes are fractions of it, so a texture looks the same at any resolution;
+* ``rgb``: the base colour, float32 (3,) in [0, 1];
+* ``amount``: texture contrast multiplier (1 = as designed, 0 = flat colour).
+
+Noise is value noise: a small random grid enlarged with ``cv2.resize`` (bicubic), summed over
+octaves (fBm). Nothing loops over pixels in Python; the work is a handful of resizes and
+element-wise float32 operations.
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+F32 = np.float32
+
+
+# -- noise -----------------------------------------------------------------------------------------
+def noise(rng: np.random.Generator, h: int, w: int, cy: float, cx: float) -> np.ndarray:
+    """Value noise: a (cy+2)x(cx+2) Gaussian grid enlarged bicubically to h x w (float32, ~N(0, .6))."""
+    gy = int(min(max(2, round(cy)) + 2, max(h, 3)))
+    gx = int(min(max(2, round(cx)) + 2, max(w, 3)))
+    grid = rng.standard_normal((gy, gx), dtype=F32)
+    return cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def fbm(rng: np.random.Generator, h: int, w: int, cy: float, cx: float, octaves: int = 4,
+        gain: float = 0.5) -> np.ndarray:
+    """Fractal sum of value noise, zero mean and unit standard deviation (h x w float32).
+
+    ``cy``/``cx`` are the cells of the first octave along y/x; each octave doubles them (capped at
+    half the pixels) and multiplies the amplitude by ``gain``.
+    """
+    out = np.zeros((h, w), F32)
+    amp = 1.0
+    for o in range(octaves):
+        f = 2 ** o
+        if cy * f > h / 2 and cx * f > w / 2:
+            break
+        out += F32(amp) * noise(rng, h, w, min(cy * f, h / 2), min(cx * f, w / 2))
+        amp *= gain
+    return standardise(out)
+
+
+def standardise(a: np.ndarray) -> np.ndarray:
+    """Zero mean, unit std (estimated on a strided sample: cheap)."""
+    s = a[::7, ::7]
+    m, sd = float(s.mean()), float(s.std())
+    a -= F32(m)
+    a *= F32(1.0 / max(sd, 1e-6))
+    return a
+
+
+def coords(h: int, w: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """(yy (h,1), xx (1,w)) in scene units (pixels / scale), float32, for broadcasting."""
+    yy = (np.arange(h, dtype=F32) / F32(scale))[:, None]
+    xx = (np.arange(w, dtype=F32) / F32(scale))[None, :]
+    return yy, xx
+
+
+def lowres(fn, h: int, w: int, factor: int = 4) -> np.ndarray:
+    """Evaluate a smooth field ``fn(h', w')`` at 1/factor resolution and enlarge it (float32)."""
+    sh, sw = max(2, h // factor), max(2, w // factor)
+    return cv2.resize(fn(sh, sw), (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def colourise(rgb: np.ndarray, lum: np.ndarray, warm_dark: float = 0.0) -> np.ndarray:
+    """base colour x luminance field -> h x w x 3. ``warm_dark`` > 0 makes darker areas more
+    saturated and warmer (wood, leather), as pigment does."""
+    out = lum[..., None] * rgb[None, None, :]
+    if warm_dark:
+        d = np.clip(F32(1) - lum, F32(-0.5), F32(1))[..., None]
+        out *= F32(1) - F32(warm_dark) * d * np.array([-0.05, 0.10, 0.35], F32)
+    return out
+
+
+def mix(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """a*(1-t) + b*t with t h x w (broadcast over channels)."""
+    t3 = t[..., None]
+    return a * (F32(1) - t3) + b * t3
+
+
+def _units(h: int, w: int, scale: float) -> tuple[float, float]:
+    return h / scale, w / scale  # size in scene units
+
+
+# -- materials -------------------------------------------------------------------------------------
+def _rotated(rng, h, w, scale, along, across, octaves, gain, angle, factor=2) -> np.ndarray:
+    """Anisotropic fBm (``along`` cells per unit along the angle, ``across`` across it), computed
+    at 1/factor resolution on a square that covers the rotated image, rotated and enlarged in one
+    affine warp (h x w float32)."""
+    D = int(math.ceil(math.hypot(h, w) / factor)) + 4
+    u = D * factor / scale
+    n = fbm(rng, D, D, u * across, u * along, octaves, gain)
+    M = cv2.getRotationMatrix2D((D / 2, D / 2), math.degrees(angle), float(factor))
+    M[:, 2] += np.array([w / 2 - D / 2, h / 2 - D / 2])
+    return cv2.warpAffine(n, M, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def marble(rng, h, w, scale, rgb, amount=1.0, vein_rgb=None):
+    """Veins are the zero crossings of a stretched fBm (long meandering lines along one direction),
+    varying in thickness, with a soft halo; a fainter web of thin veins; a cloudy base."""
+    uy, ux = _units(h, w, scale)
+    dark = float(rgb.mean()) < 0.45
+    if vein_rgb is None:
+        vein_rgb = np.array([0.90, 0.89, 0.87], F32) if dark else rgb * np.array([0.52, 0.54, 0.58], F32)
+    ang = rng.uniform(-0.8, 0.8) + (math.pi / 2 if rng.random() < 0.3 else 0.0)
+    n1 = _rotated(rng, h, w, scale, 0.35, 1.5, 5, 0.55, ang)
+    n2 = _rotated(rng, h, w, scale, 0.8, 2.5, 4, 0.5, ang + rng.uniform(-0.4, 0.4))
+    thick = np.clip(F32(0.6) + F32(0.6) * lowres(lambda p, q: noise(rng, p, q, uy * 1.5, ux * 1.5), h, w, 4),
+                    F32(0.1), F32(1.5))
+    width = F32(0.07)
+    a1 = np.abs(n1)
+    veins = np.clip(F32(1) - a1 / (width * thick), 0, 1) ** 1.5 * F32(0.7)
+    halo = np.clip(F32(1) - a1 / (width * F32(5) * thick), 0, 1) ** 2
+    veins = np.maximum(veins, np.clip(F32(1) - np.abs(n2) / F32(0.035), 0, 1) ** 1.5 * F32(0.35))
+    cloud = lowres(lambda p, q: fbm(rng, p, q, uy * 1.2, ux * 1.2, 4), h, w, 4)
+    base = colourise(rgb, F32(1) + F32(0.03 * amount) * cloud)
+    t = np.clip((veins + F32(0.22) * halo) * F32(min(1.0, 0.9 * amount)), 0, 1)
+    return mix(base, np.broadcast_to(vein_rgb, base.shape), t)
+
+
+def wood(rng, h, w, scale, rgb, amount=1.0, along_x=True):
+    """Planks with seams, per-plank tone, long grain streaks and wavy growth rings."""
+    if not along_x:
+        return np.ascontiguousarray(wood(rng, w, h, scale, rgb, amount, True).transpose(1, 0, 2))
+    uy, ux = _units(h, w, scale)
+    yy, xx = coords(h, w, scale)
+    pw = F32(rng.uniform(0.11, 0.17))  # plank width, scene units
+    off = F32(rng.uniform(0, 1))
+    pos = yy / pw + off                           # (h,1)
+    idx = np.floor(pos).astype(np.int64) % 97
+    frac = pos - np.floor(pos)
+    tone = rng.uniform(-0.06, 0.06, 97).astype(F32)[idx]          # per-plank shade (h,1)
+    phase = rng.uniform(0, 40, 97).astype(F32)[idx]
+    joint = rng.uniform(-0.5, float(ux) + 0.5, 97).astype(F32)[idx]
+    # grain: many cells across the plank, few along it -> long streaks
+    grain = fbm(rng, h, w, uy / float(pw) * 7, ux * 0.7, 4, 0.6)
+    wave = lowres(lambda a, b: fbm(rng, a, b, uy * 1.5, ux * 0.9, 3), h, w, 4)
+    rings = np.abs(np.sin((yy * F32(70) + wave * F32(2.2) + phase)))
+    rings = np.clip(F32(1) - rings * F32(3), 0, 1) ** 2
+    lum = F32(0.92) + tone + F32(0.07 * amount) * grain - F32(0.07 * amount) * rings
+    # seams between planks and the odd end joint
+    seam_w = F32(0.012) / pw
+    seam = np.clip(F32(1) - np.minimum(frac, F32(1) - frac) / seam_w, 0, 1)
+    jd = np.abs(xx - joint) * F32(scale)
+    seam = np.maximum(seam, np.clip(F32(1.5) - jd, 0, 1) * F32(0.8))
+    lum = lum * (F32(1) - F32(0.45) * seam)
+    return colourise(rgb, lum, warm_dark=0.6)
+
+
+def concrete(rng, h, w, scale, rgb, amount=1.0):
+    uy, ux = _units(h, w, scale)
+    big = lowres(lambda a, b: fbm(rng, a, b, uy * 2.5, ux * 2.5, 5), h, w, 2)
+    mid = lowres(lambda a, b: fbm(rng, a, b, uy * 12, ux * 12, 2), h, w, 2)
+    fine = noise(rng, h, w, h / 4.0, w / 4.0)
+    lum = F32(1) + F32(0.07 * amount) * big + F32(0.025 * amount) * mid + F32(0.012 * amount) * fine
+    lum -= F32(0.2 * amount) * _pits(rng, h, w, scale, density=500, size=(0.0012, 0.0035))
+    return colourise(rgb, lum)
+
+
+def _pits(rng, h, w, scale, density=600, size=(0.001, 0.003)) -> np.ndarray:
+    """Small dark pits (h x w float32 in [0,1]): ``density`` per square scene unit."""
+    n = int(density * (h / scale) * (w / scale))
+    m = np.zeros((h, w), np.uint8)
+    if n:
+        xs = rng.integers(0, w, n)
+        ys = rng.integers(0, h, n)
+        rs = np.maximum(1, (rng.uniform(*size, n) * scale)).astype(np.int32)
+        for x, y, r in zip(xs.tolist(), ys.tolist(), rs.tolist()):
+            cv2.circle(m, (x, y), r, 255, -1, cv2.LINE_AA)
+    return m.astype(F32) * F32(1 / 255)
+
+
+def linen(rng, h, w, scale, rgb, amount=1.0):
+    """A fine plain weave with short slubs (thicker threads) and soft wrinkles."""
+    period = max(3.0, scale * 0.0045)
+    rows = noise(rng, h, w, h / period, w / (period * 5))
+    cols = noise(rng, h, w, h / (period * 5), w / period)
+    yy, xx = coords(h, w, 1.0)
+    weave = np.sin(xx * F32(2 * math.pi / period)) * np.sin(yy * F32(2 * math.pi / period))
+    uy, ux = _units(h, w, scale)
+    wr = _folds(rng, h, w, uy * 1.3, ux * 2.2, ridged=True)
+    lum = F32(1) + F32(0.018 * amount) * (rows + cols) + F32(0.025 * amount) * weave + F32(0.10 * amount) * wr
+    return colourise(rgb, lum)
+
+
+def _folds(rng, h, w, cy, cx, ridged=False) -> np.ndarray:
+    """Shading of a soft folded height field (lit from the upper left), h x w float32 ~[-1, 1]."""
+    def field(a, b):
+        f = fbm(rng, a, b, cy, cx, 4, 0.5)
+        if ridged:
+            f = F32(1) - np.abs(f)
+        gx = cv2.Sobel(f, cv2.CV_32F, 1, 0, ksize=3)
+        gy = cv2.Sobel(f, cv2.CV_32F, 0, 1, ksize=3)
+        s = -(gx * F32(0.7) + gy * F32(0.7))
+        return s / F32(max(float(np.abs(s[::5, ::5]).max()), 1e-6))
+    return lowres(field, h, w, 4)
+
+
+def paper(rng, h, w, scale, rgb, amount=1.0):
+    uy, ux = _units(h, w, scale)
+    cloud = lowres(lambda a, b: fbm(rng, a, b, uy * 3, ux * 3, 4), h, w, 4)
+    fib = noise(rng, h, w, h / 2.5, w / 12.0)
+    lum = F32(1) + F32(0.012 * amount) * cloud + F32(0.012 * amount) * fib
+    return colourise(rgb, lum)
+
+
+def terrazzo(rng, h, w, scale, rgb, amount=1.0, chip_rgbs=None):
+    """Irregular stone chips of a few colours in a lightly mottled binder."""
+    uy, ux = _units(h, w, scale)
+    base = colourise(rgb, F32(1) + F32(0.02) * lowres(lambda a, b: fbm(rng, a, b, uy * 3, ux * 3, 3), h, w, 4))
+    if chip_rgbs is None:
+        chip_rgbs = [np.array(c, F32) for c in ((0.32, 0.32, 0.33), (0.96, 0.95, 0.93), (0.72, 0.42, 0.33),
+                                                  (0.58, 0.60, 0.56), (0.15, 0.15, 0.16))]
+        chip_rgbs.append(rgb * F32(0.78))
+    n = int(amount * 2600 * uy * ux)
+    if n <= 0:
+        return base
+    cx = rng.uniform(0, w, n)
+    cy = rng.uniform(0, h, n)
+    r = rng.uniform(0.003, 0.011, n) ** 1.3 / 0.011 ** 0.3 * scale + 1.0
+    k = 6
+    ang = np.sort(rng.uniform(0, 2 * math.pi, (n, k)), axis=1)
+    rad = r[:, None] * rng.uniform(0.55, 1.0, (n, k))
+    px = (cx[:, None] + rad * np.cos(ang)).round().astype(np.int32)
+    py = (cy[:, None] + rad * np.sin(ang)).round().astype(np.int32)
+    polys = np.stack([px, py], axis=2)
+    which = rng.choice(len(chip_rgbs), n, p=_chip_weights(len(chip_rgbs)))
+    for ci, col in enumerate(chip_rgbs):
+        sel = polys[which == ci]
+        if len(sel):
+            cv2.fillPoly(base, list(sel), tuple(float(c) for c in col), cv2.LINE_8)
+    return base
+
+
+def _chip_weights(n: int) -> np.ndarray:
+    w = np.array([3, 3, 2, 2, 1] + [2] * max(0, n - 5), np.float64)[:n]
+    return w / w.sum()
+
+
+def slate(rng, h, w, scale, rgb, amount=1.0):
+    uy, ux = _units(h, w, scale)
+    layers = fbm(rng, h, w, uy * 14, ux * 1.2, 4, 0.55)
+    steps = np.floor(lowres(lambda a, b: fbm(rng, a, b, uy * 2, ux * 1.0, 3), h, w, 4) * F32(2.5)) / F32(2.5)
+    fine = noise(rng, h, w, h / 2.5, w / 2.5)
+    lum = F32(1) + F32(0.07 * amount) * layers + F32(0.06 * amount) * steps + F32(0.03 * amount) * fine
+    return colourise(rgb, lum)
+
+
+def sand(rng, h, w, scale, rgb, amount=1.0):
+    uy, ux = _units(h, w, scale)
+    yy, xx = coords(h, w, scale)
+    warp = lowres(lambda a, b: fbm(rng, a, b, uy * 1.5, ux * 1.5, 3), h, w, 4)
+    ripple = np.cos((yy * F32(rng.uniform(28, 40)) + xx * F32(rng.uniform(-4, 4)) + warp * F32(2.0)))
+    grain = rng.standard_normal((h, w), dtype=F32)
+    mott = lowres(lambda a, b: fbm(rng, a, b, uy * 4, ux * 4, 3), h, w, 4)
+    lum = F32(1) + F32(0.07 * amount) * ripple + F32(0.06 * amount) * grain + F32(0.04 * amount) * mott
+    return colourise(rgb, lum, warm_dark=0.3)
+
+
+def fabric(rng, h, w, scale, rgb, amount=1.0):
+    uy, ux = _units(h, w, scale)
+    f = _folds(rng, h, w, uy * 1.6, ux * 1.6)
+    period = max(3.0, scale * 0.004)
+    wv = noise(rng, h, w, h / period, w / period)
+    lum = F32(0.95) + F32(0.14 * amount) * f + F32(0.02 * amount) * wv
+    return colourise(rgb, lum)
+
+
+def velvet(rng, h, w, scale, rgb, amount=1.0):
+    """Deep folds; velvet is brighter where the pile turns away (fold flanks): sheen = |slope|."""
+    uy, ux = _units(h, w, scale)
+    f = _folds(rng, h, w, uy * 1.4, ux * 1.4)
+    sheen = np.abs(f)
+    fine = noise(rng, h, w, h / 2.0, w / 2.0)
+    lum = F32(0.78) + F32(0.22 * amount) * f + F32(0.35 * amount) * sheen ** 2 + F32(0.02 * amount) * fine
+    return colourise(rgb, lum, warm_dark=0.0)
+
+
+def silk(rng, h, w, scale, rgb, amount=1.0):
+    uy, ux = _units(h, w, scale)
+    f = _folds(rng, h, w, uy * 0.8, ux * 2.2)
+    spec = np.clip(f, 0, 1) ** 3
+    lum = F32(0.9) + F32(0.14 * amount) * f + F32(0.18 * amount) * spec
+    return colourise(rgb, lum)
+
+
+def glass(rng, h, w, scale, rgb, amount=1.0):
+    """Smooth, with a broad soft reflection streak (the compositor adds the product's reflection)."""
+    yy, xx = coords(h, w, scale)
+    a = rng.uniform(0.5, 1.1)
+    t = xx * F32(math.cos(a)) + yy * F32(math.sin(a))
+    c = F32(rng.uniform(0.3, 0.8) * float(t.max()))
+    streak = np.exp(-((t - c) / F32(0.18)) ** 2)
+    lum = F32(1) + F32(0.25 * amount) * streak + F32(0.04) * (yy / F32(max(float(yy.max()), 1e-3)))
+    return colourise(rgb, lum)
+
+
+def tiles(rng, h, w, scale, rgb, amount=1.0):
+    """Square tiles, per-tile tone, grout lines (lighter on dark tiles, darker on light ones)."""
+    ts = rng.uniform(0.09, 0.15) * scale
+    g = max(1.0, ts * 0.035)
+    ox, oy = rng.uniform(0, ts, 2)
+    x = np.arange(w, dtype=F32)[None, :] + F32(ox)
+    y = np.arange(h, dtype=F32)[:, None] + F32(oy)
+    fx, fy = np.mod(x, F32(ts)), np.mod(y, F32(ts))
+    dx = np.minimum(fx, F32(ts) - fx)
+    dy = np.minimum(fy, F32(ts) - fy)
+    grout = np.clip(F32(g) + F32(0.5) - np.minimum(dx, dy), 0, 1)
+    ix = (np.floor(x / F32(ts)).astype(np.int64) % 61)
+    iy = (np.floor(y / F32(ts)).astype(np.int64) % 59)
+    table = rng.uniform(-0.035, 0.035, (59, 61)).astype(F32)
+    uy, ux = _units(h, w, scale)
+    lum = F32(1) + table[iy, ix] * F32(amount) + F32(0.015 * amount) * lowres(
+        lambda a, b: fbm(rng, a, b, uy * 6, ux * 6, 3), h, w, 4)
+    tile = colourise(rgb, lum)
+    grout_rgb = np.clip(rgb * F32(0.78) if float(rgb.mean()) > 0.4 else rgb + F32(0.35), 0, 1)
+    return mix(tile, np.broadcast_to(grout_rgb, tile.shape), grout * F32(min(1.0, amount)))
+
+
+def stone(rng, h, w, scale, rgb, amount=1.0):
+    uy, ux = _units(h, w, scale)
+    big = lowres(lambda a, b: fbm(rng, a, b, uy * 2.2, ux * 2.2, 5, 0.55), h, w, 2)
+    fine = noise(rng, h, w, h / 3.0, w / 3.0)
+    lum = F32(1) + F32(0.07 * amount) * big + F32(0.03 * amount) * fine
+    lum -= F32(0.18 * amount) * _pits(rng, h, w, scale, density=250, size=(0.001, 0.003))
+    return colourise(rgb, lum)
+
+
+def travertine(rng, h, w, scale, rgb, amount=1.0):
+    uy, ux = _units(h, w, scale)
+    yy, _ = coords(h, w, scale)
+    warp = lowres(lambda a, b: fbm(rng, a, b, uy * 1.5, ux * 3, 4), h, w, 4)
+    bands = np.sin(yy * F32(rng.uniform(18, 30)) + warp * F32(2.5))
+    fine = noise(rng, h, w, h / 3.0, w / 8.0)
+    lum = F32(1) + F32(0.045 * amount) * bands + F32(0.03 * amount) * fine
+    pits = _pits(rng, h, w, scale, density=350, size=(0.0015, 0.004))
+    pits = cv2.resize(cv2.resize(pits, (w, max(2, h // 2))), (w, h))  # elongated along x
+    lum -= F32(0.22 * amount) * pits
+    return colourise(rgb, lum, warm_dark=0.3)
+
+
+def granite(rng, h, w, scale, rgb, amount=1.0):
+    """Speckles of a few minerals, a few pixels across (scaled with the scene)."""
+    base = colourise(rgb, F32(1) + F32(0.05 * amount) * noise(rng, h, w, h / 6.0, w / 6.0))
+    cell = max(1.5, scale * 0.0035)
+    out = base
+    for col, thr, k in (((0.08, 0.08, 0.09), 0.55, 1.0), ((0.93, 0.91, 0.89), 0.6, 0.8),
+                        ((0.55, 0.42, 0.38), 0.7, 0.6)):
+        spk = noise(rng, h, w, h / cell, w / cell)
+        m = np.clip((spk - F32(thr)) * F32(5), 0, 1) * F32(amount * k)
+        out = mix(out, np.broadcast_to(np.array(col, F32), base.shape), m)
+    return out
+
+
+def plaster(rng, h, w, scale, rgb, amount=1.0):
+    uy, ux = _units(h, w, scale)
+    cloud = lowres(lambda a, b: fbm(rng, a, b, uy * 2.0, ux * 2.0, 5, 0.55), h, w, 2)
+    trowel = _folds(rng, h, w, uy * 5, ux * 3, ridged=True)
+    lum = F32(1) + F32(0.028 * amount) * cloud + F32(0.015 * amount) * trowel
+    return colourise(rgb, lum)
+
+
+def metal(rng, h, w, scale, rgb, amount=1.0):
+    uy, ux = _units(h, w, scale)
+    streak = noise(rng, h, w, h / 1.2, 6)
+    broad = lowres(lambda a, b: fbm(rng, a, b, uy * 1.2, ux * 1.2, 2), h, w, 4)
+    lum = F32(1) + F32(0.05 * amount) * streak + F32(0.10 * amount) * broad
+    return colourise(rgb, lum)
+
+
+def plain(rng, h, w, scale, rgb, amount=1.0):
+    """A smooth matte surface (seamless paper or painted board)."""
+    return paper(rng, h, w, scale, rgb, amount * 0.6)
+
+
+def caustics(rng, h, w, scale) -> np.ndarray:
+    """Rippling caustic light network, h x w float32 in [0, 1] (1 = brightest line)."""
+    uy, ux = _units(h, w, scale)
+
+    def field(a, b):
+        n1 = fbm(rng, a, b, uy * 5, ux * 5, 2, 0.35)
+        n2 = fbm(rng, a, b, uy * 5, ux * 5, 2, 0.35)
+        c = np.clip(F32(1) - np.abs(n1) * F32(1.3), 0, 1) ** 3 + np.clip(F32(1) - np.abs(n2) * F32(1.3), 0, 1) ** 3
+        return cv2.GaussianBlur(c, (0, 0), 0.8) * F32(0.6)
+    return np.clip(lowres(field, h, w, 2), 0, 1)
+
+
+GENERATORS = {
+    "marble": marble, "wood": wood, "concrete": concrete, "linen": linen, "paper": paper,
+    "terrazzo": terrazzo, "slate": slate, "sand": sand, "fabric": fabric, "velvet": velvet,
+    "silk": silk, "glass": glass, "mirror": glass, "tiles": tiles, "stone": stone,
+    "travertine": travertine, "granite": granite, "plaster": plaster, "metal": metal,
+    "plain": plain,
+}
+KINDS = tuple(GENERATORS)
+
+
+def render(kind: str, rng: np.random.Generator, h: int, w: int, scale: float, rgb, amount: float = 1.0,
+           **kw) -> np.ndarray:
+    """Texture ``kind`` (one of :data:`KINDS`), h x w x 3 float32 sRGB in about [0, 1]."""
+    if h <= 0 or w <= 0:
+        return np.zeros((max(h, 0), max(w, 0), 3), F32)
+    return GENERATORS[kind](rng, h, w, scale, np.asarray(rgb, F32), amount, **kw)

@@ -1,0 +1,385 @@
+"""Prompt helpers: parse a scene prompt, build one from fields, roll the dice, curated examples.
+
+Public names::
+
+    parse_prompt(text) -> ParsedPrompt   # what the studio engine reads, and the unused words
+    build_prompt(fields) -> str          # {"surface": ..., "lighting": ...} -> one prompt string
+    random_prompt(seed=None) -> dict     # {"prompt": str, "fields": {...}} from the vocabulary
+    examples() -> list[dict]             # curated [{"title", "prompt", "engines", "fields"}]
+    FIELDS                               # the structured field names, in prompt order
+
+Pure Python (no numpy): cheap to import from the CLI, the API and the web app. The vocabulary is
+data in :mod:`packshot.prompts.vocabulary`; docs/vocabulary.md is generated from it.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from ..errors import InvalidInputError
+from . import vocabulary as V
+
+FIELDS: tuple[str, ...] = ("surface", "surroundings", "background", "lighting", "mood")
+
+# grading keys that add up, and those that multiply (see the vocabulary's module docstring)
+_ADD = ("brightness", "warmth", "vignette", "gloss_add", "hardness", "shadow", "tilt", "glow", "spot",
+        "haze")
+_MUL = ("contrast", "saturation", "texture")
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part of the scene (surface, backdrop or podium): a material word and colour names.
+
+    ``colours`` are names :func:`packshot.prompts.vocabulary.colour_rgb` understands ("pale pink").
+    ``tone`` comes from tone words before a material.
+    """
+
+    material: str | None = None
+    colours: tuple[str, ...] = ()
+    tone: float = 0.0                  # lighter (+) / darker (-) material ("dark oak")
+
+    def __bool__(self) -> bool:
+        return bool(self.material or self.colours)
+
+
+@dataclass(frozen=True)
+class Match:
+    """One vocabulary entry found in the prompt: ``phrase`` as listed, read in ``category``.
+
+    ``start``/``end`` index the prompt's word tokens (end exclusive); ``text`` is as written.
+    """
+
+    phrase: str
+    category: str
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class ParsedPrompt:
+    """What the studio engine understood from a prompt.
+
+    ``layout`` is "tabletop" (a surface meeting a wall) or "sweep" (seamless). ``light`` is the
+    averaged unit (dx, dy) travel direction of the named light directions, None when none was
+    named. ``grade`` holds the summed additive keys (brightness, warmth, vignette, gloss_add,
+    hardness, shadow, tilt, glow, spot, haze) and the multiplied ones (contrast, saturation,
+    texture). ``unused`` lists the words (as written, in order, once) the engine does not use.
+    """
+
+    text: str
+    layout: str = "sweep"
+    surface: Part = Part()
+    backdrop: Part = Part()
+    podium: str | None = None          # "cylinder" | "box"
+    podium_part: Part = Part()
+    palette: str | None = None
+    style: str | None = None           # "gradient"
+    pure: bool = False
+    plain: bool = False
+    light: tuple[float, float] | None = None
+    light_words: tuple[str, ...] = ()
+    window: bool = False
+    gobo: str | None = None            # "leaves" | "blinds" | "window" | "dapple"
+    bokeh: bool = False
+    arch: bool = False
+    caustics: bool = False
+    blur: bool = False
+    accent: str | None = None
+    moods: tuple[str, ...] = ()
+    time: str | None = None
+    grade: dict[str, float] = field(default_factory=dict)
+    matches: tuple[Match, ...] = ()
+    unused: tuple[str, ...] = ()
+
+    @property
+    def used(self) -> tuple[str, ...]:
+        """The vocabulary phrases found, in prompt order."""
+        return tuple(m.phrase for m in self.matches)
+
+    def g(self, key: str) -> float:
+        """A grading value with its neutral default (0 for additive keys, 1 for multiplied)."""
+        return self.grade.get(key, 1.0 if key in _MUL else 0.0)
+
+
+_TOKEN_RE = re.compile(r"[a-z0-9]+|[,.;:!?()\n]")
+_MARK = None  # a clause boundary in the token list
+
+
+def _tokens(text: str) -> list[str | None]:
+    """Lower-case word tokens; punctuation that ends a clause becomes ``None``."""
+    t = text.lower().replace("’", "'")
+    t = re.sub(r"'s\b", "", t)
+    for k, v in V.SPELLINGS.items():
+        if "-" in k:
+            t = t.replace(k, v)
+    out: list[str | None] = []
+    for tok in _TOKEN_RE.findall(t.replace("-", " ").replace("&", " and ")):
+        if not tok[0].isalnum():
+            out.append(_MARK)
+            continue
+        out.extend(V.SPELLINGS.get(tok, tok).split())
+    return out
+
+
+def _variants(tok: str) -> list[str]:
+    """The token and its simple stems ("tiles" -> "tile", "leaves" stays, "sandy" -> "sand")."""
+    out = [tok]
+    for suf, rep in V.SUFFIXES:
+        if tok.endswith(suf) and len(tok) - len(suf) >= 3:
+            out.append(tok[: len(tok) - len(suf)] + rep)
+    return out
+
+
+@lru_cache(maxsize=1)
+def _index():
+    idx = V.index()
+    return idx, max(len(k) for k in idx)
+
+
+def _find(tokens: list[str | None]):
+    """Greedy longest-phrase matching. Returns ([(start, end, key, entries)], unused token idx)."""
+    idx, maxlen = _index()
+    found, unused = [], []
+    i, n = 0, len(tokens)
+    while i < n:
+        if tokens[i] is _MARK:
+            i += 1
+            continue
+        hit = None
+        for L in range(min(maxlen, n - i), 0, -1):
+            window = tokens[i:i + L]
+            if any(t is _MARK for t in window):
+                continue
+            head = tuple(window[:-1])  # type: ignore[arg-type]
+            for last in _variants(window[-1]):  # type: ignore[arg-type]
+                key = head + (last,)
+                if key in idx:
+                    hit = (i, i + L, key, idx[key])
+                    break
+            if hit:
+                break
+        if hit:
+            found.append(hit)
+            i = hit[1]
+        else:
+            if tokens[i] not in V.STOP_WORDS:
+                unused.append(i)
+            i += 1
+    return found, unused
+
+
+def parse_prompt(text: str | None) -> ParsedPrompt:
+    """Read a scene prompt with the studio vocabulary.
+
+    Colours, tones and materials form a run that describes the next scene noun ("white marble
+    *table*", "sage green *wall*", "stone *podium*"); a run that ends without one goes to the
+    surface if it holds a material (paper alone: the backdrop), else to the backdrop. A second
+    material or a colour after a material closes the run. Commas and full stops close runs too.
+    """
+    text = "" if text is None else str(text)
+    tokens = _tokens(text)
+    found, unused_idx = _find(tokens)
+
+    parts: dict[str, dict[str, Any]] = {t: {"material": None, "colours": [], "tone": 0.0}
+                                        for t in ("surface", "backdrop", "podium")}
+    grade: dict[str, float] = {}
+    flags: dict[str, Any] = {}
+    light_vecs: list[tuple[float, float]] = []
+    light_words: list[str] = []
+    moods: list[str] = []
+    matches: list[Match] = []
+    run: list[tuple[str, str]] = []
+    pending_tone: list[str] = []
+    surface_seen = False
+    surface_named = False
+    sweep_seen = False
+    ignored: list[str] = []
+
+    def flush(target: str | None = None) -> None:
+        nonlocal surface_seen, sweep_seen, surface_named
+        pending_tone.clear()
+        if not run:
+            return
+        mats = [w for k, w in run if k == "material"]
+        from_noun = target is not None
+        if target == "surface":
+            surface_named = True
+        if target is None:
+            if mats and mats[-1] in ("paper", "kraft", "cardboard") and not surface_seen:
+                target, sweep_seen = "backdrop", True
+            elif mats:
+                target = "surface"
+            else:
+                target = "backdrop"
+        if target == "surface" and mats:
+            if from_noun is False and parts["surface"]["material"] and surface_named:
+                # a stray material after the surface was named ("... a linen towel"): not rendered
+                ignored.extend(w for k, w in run if k != "tone")
+                run.clear()
+                return
+            surface_seen = True
+        part = parts[target]
+        for kind, word in run:
+            if kind == "material":
+                part["material"] = word
+            elif kind == "tone":
+                part["tone"] += float(word)
+            else:
+                part["colours"].append(word)
+        run.clear()
+
+    def add_grade(effect: dict[str, Any]) -> None:
+        for k in _ADD:
+            if k in effect:
+                grade[k] = grade.get(k, 0.0) + float(effect[k])
+        for k in _MUL:
+            if k in effect:
+                grade[k] = grade.get(k, 1.0) * float(effect[k])
+
+    boundaries = {i for i, t in enumerate(tokens) if t is _MARK}
+    for j, (start, end, key, entries) in enumerate(found):
+        # a clause boundary between the previous match and this one closes the run
+        prev_end = found[j - 1][1] if j else 0
+        if any(prev_end <= b < start for b in boundaries):
+            flush()
+        nxt = found[j + 1] if j + 1 < len(found) else None
+        adjacent = [c for c, _, _ in nxt[3]] if nxt is not None and nxt[0] == end else []
+        next_is_colour = "colour" in adjacent
+        next_is_material = "surface" in adjacent
+        cats = [c for c, _, _ in entries]
+        if "tone" in cats and len(cats) > 1:
+            pick = "tone" if (next_is_colour or next_is_material) else next(c for c in cats if c != "tone")
+        else:
+            pick = cats[0]
+        cat, phrase, effect = next(e for e in entries if e[0] == pick)
+        matches.append(Match(phrase, cat, " ".join(t for t in tokens[start:end] if t), start, end))
+
+        if cat == "tone":
+            if next_is_colour:
+                pending_tone.append(phrase)
+            elif next_is_material:
+                if any(k == "material" for k, _ in run):
+                    flush()
+                run.append(("tone", str(effect["tone"])))
+            else:
+                grade["brightness"] = grade.get("brightness", 0.0) + 0.5 * float(effect["tone"])
+            add_grade({k: v for k, v in effect.items() if k == "saturation"})
+            continue
+        if cat == "colour":
+            if any(k == "material" for k, _ in run):
+                flush()
+            run.append(("colour", " ".join([*pending_tone, phrase])))
+            pending_tone.clear()
+            continue
+        if cat == "surface":
+            if any(k == "material" for k, _ in run):
+                flush()
+            run.append(("material", phrase))
+            continue
+        # everything else: flags and grading
+        if "target" in effect:
+            flush(effect["target"])
+            if effect["target"] == "surface":
+                surface_seen = True
+        if effect.get("layout") == "tabletop":
+            surface_seen = True
+        if effect.get("layout") == "sweep":
+            sweep_seen = True
+        for k in ("podium", "style", "gobo", "accent"):
+            if k in effect:
+                flags[k] = effect[k]
+        for k in ("pure", "plain", "window", "bokeh", "arch", "caustics", "blur"):
+            if effect.get(k):
+                flags[k] = True
+        if "palette" in effect:
+            flags["palette"] = effect["palette"]
+        if "light" in effect:
+            light_vecs.append(tuple(effect["light"]))
+        if cat == "light" and not effect.get("none"):
+            light_words.append(phrase)
+        if cat in ("mood", "time") and not effect.get("none"):
+            moods.append(phrase)
+            if cat == "time":
+                flags["time"] = phrase
+        add_grade(effect)
+    flush()
+
+    light = None
+    if light_vecs:
+        sx = sum(v[0] for v in light_vecs)
+        sy = sum(v[1] for v in light_vecs)
+        norm = (sx * sx + sy * sy) ** 0.5
+        if norm > 1e-6:
+            light = (sx / norm, sy / norm)
+    seen: set[str] = set()
+    unused: list[str] = []
+    for w in [tokens[i] for i in unused_idx] + ignored:
+        if w and w not in seen:
+            seen.add(w)
+            unused.append(w)
+
+    def part(t: str) -> Part:
+        p = parts[t]
+        return Part(p["material"], tuple(p["colours"]), p["tone"])
+
+    return ParsedPrompt(
+        text=text, layout="tabletop" if surface_seen else "sweep",
+        surface=part("surface"), backdrop=part("backdrop"), podium=flags.get("podium"),
+        podium_part=part("podium"), palette=flags.get("palette"), style=flags.get("style"),
+        pure=bool(flags.get("pure")), plain=bool(flags.get("plain")), light=light,
+        light_words=tuple(light_words), window=bool(flags.get("window")), gobo=flags.get("gobo"),
+        bokeh=bool(flags.get("bokeh")), arch=bool(flags.get("arch")),
+        caustics=bool(flags.get("caustics")), blur=bool(flags.get("blur")), accent=flags.get("accent"),
+        moods=tuple(dict.fromkeys(moods)), time=flags.get("time"), grade=grade,
+        matches=tuple(matches), unused=tuple(unused))
+
+
+def build_prompt(fields: dict[str, Any]) -> str:
+    """Join structured fields into one prompt, in :data:`FIELDS` order, comma-separated.
+
+    ``fields`` maps field names (surface, surroundings, background, lighting, mood) to text; empty
+    or None values are left out. An unknown field name or a non-text value raises
+    InvalidInputError naming it.
+    """
+    if not isinstance(fields, dict):
+        raise InvalidInputError(f"prompt fields must be a mapping of {', '.join(FIELDS)}, got {type(fields).__name__}")
+    for name, value in fields.items():
+        if name not in FIELDS:
+            raise InvalidInputError(f"unknown prompt field {name!r}; valid: {', '.join(FIELDS)}")
+        if value is not None and not isinstance(value, str):
+            raise InvalidInputError(f"prompt field {name!r} must be text, got {type(value).__name__}")
+    parts = [" ".join(str(fields.get(f) or "").split()).strip(" ,") for f in FIELDS]
+    return ", ".join(p for p in parts if p)
+
+
+@lru_cache(maxsize=1)
+def _examples() -> tuple[dict[str, Any], ...]:
+    raw = resources.files(__package__).joinpath("examples.json").read_text(encoding="utf-8")
+    data = json.loads(raw)
+    out = []
+    for ex in data:
+        prompt = ex.get("prompt") or build_prompt(ex.get("fields", {}))
+        out.append({"title": ex["title"], "prompt": prompt, "engines": list(ex["engines"]),
+                    "fields": dict(ex.get("fields", {}))})
+    return tuple(out)
+
+
+def examples(engine: str | None = None) -> list[dict[str, Any]]:
+    """Curated example prompts: [{"title", "prompt", "engines", "fields"}], optionally only those
+    that suit ``engine`` ("studio" or "diffusion")."""
+    exs = [json.loads(json.dumps(e)) for e in _examples()]
+    if engine is None:
+        return exs
+    return [e for e in exs if engine in e["engines"]]
+
+
+from .dice import random_prompt  # noqa: E402  (needs build_prompt above)
+
+__all__ = ["FIELDS", "Match", "ParsedPrompt", "Part", "build_prompt", "examples", "parse_prompt",
+           "random_prompt"]
