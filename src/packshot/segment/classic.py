@@ -49,6 +49,8 @@ class ClassicParams:
     min_texture: float = 0.008     # floor of the backdrop texture (clipped white backdrops have 0)
     hole_distance: float = 4.0     # a real hole matches the backdrop to within this x its noise
     band: int = 3                  # unknown band half-width at preview resolution (px)
+    shade_gap: int = 2             # shadows are measured this far (px) from the mask and beyond
+    shade_sigma: float = 2.0       # ... and spread with this Gaussian
     fuzzy_grow: int = 2            # unknown also within this of backdrop-coloured mask pixels
     min_part: float = 0.02         # parts smaller than this fraction of the largest are specks
     min_area: float = 2e-4         # ... and so are parts below this fraction of the image
@@ -87,21 +89,32 @@ class Backdrop:
         return k, r
 
 
-def _fit(p: np.ndarray, X: np.ndarray, sel: np.ndarray, iters: int = 3) -> np.ndarray:
-    """Robust least squares of p[sel] (N,3) on X[sel] (N,T): refit on inliers within 3 sigma."""
+def _fit(p: np.ndarray, X: np.ndarray, sel: np.ndarray, order: int) -> np.ndarray:
+    """Robust polynomial fit of p[sel] (N,3) on the design X[sel] (N,T), T terms up to ``order``.
+
+    Raises the order step by step, each time keeping only the pixels the previous model explains
+    best (the product may cover part of the border), then trims at 3 sigma. Returns (T, 3).
+    """
     Xs, ps = X[sel], p[sel]
-    keep = np.ones(len(ps), bool)
-    coef = None
-    for _ in range(iters):
-        if keep.sum() < X.shape[-1] * 4:
+    n_terms = X.shape[-1]
+    coef = np.zeros((n_terms, 3), np.float32)
+    coef[0] = np.median(ps, axis=0)
+    keep_fraction = (0.6, 0.7, 0.8)
+    for o in range(1, order + 1):
+        t = (o + 1) * (o + 2) // 2
+        res = np.linalg.norm(ps - Xs @ coef, axis=1)
+        keep = res <= np.quantile(res, keep_fraction[min(o - 1, 2)])
+        if keep.sum() < t * 4:
+            break
+        c, *_ = np.linalg.lstsq(Xs[keep][:, :t], ps[keep], rcond=None)
+        coef[:] = 0
+        coef[:t] = c
+    for _ in range(2):
+        res = np.linalg.norm(ps - Xs @ coef, axis=1)
+        keep = res < 3 * (np.median(res) * 1.4826 + 1e-4)
+        if keep.sum() < n_terms * 4:
             break
         coef, *_ = np.linalg.lstsq(Xs[keep], ps[keep], rcond=None)
-        res = np.linalg.norm(ps - Xs @ coef, axis=1)
-        s = np.median(res) * 1.4826 + 1e-4
-        keep = res < 3 * s
-    if coef is None:  # degenerate: constant backdrop = median
-        coef = np.zeros((X.shape[-1], 3), np.float32)
-        coef[0] = np.median(ps, axis=0)
     return coef.astype(np.float32)
 
 
@@ -115,7 +128,7 @@ def fit_backdrop(p: np.ndarray, prm: ClassicParams) -> tuple[Backdrop, np.ndarra
     ring[:, :b] = ring[:, -b:] = True
     step = np.zeros((h, w), bool)
     step[::2, ::2] = True
-    coef = _fit(p, X, ring & step)
+    coef = _fit(p, X, ring & step, prm.poly_order)
     model = _thresholds(p, X @ coef, ring, prm)
     # refit on everything that looks like backdrop (unshadowed), sampled
     k, r = model.features(p)
@@ -123,7 +136,7 @@ def fit_backdrop(p: np.ndarray, prm: ClassicParams) -> tuple[Backdrop, np.ndarra
     step[:] = False
     step[::3, ::3] = True
     if (clean & step).sum() > 50:
-        coef = _fit(p, X, clean & step)
+        coef = _fit(p, X, clean & step, prm.poly_order)
         model = _thresholds(p, X @ coef, ring, prm)
     return model, ring
 
@@ -229,9 +242,12 @@ def auto_mask(p: np.ndarray, prm: ClassicParams = ClassicParams()) -> AutoResult
     mask = R.drop_specks(mask, min_area=max(4, int(prm.min_area * h * w)), min_fraction=prm.min_part)
 
     # background colour incl. shadows: model x local shading measured on the backdrop around
-    bgw = (cv2.dilate(mask.astype(np.uint8), R.disk(prm.band + 1)) == 0) & (r < model.t_r)
-    shade, support = R.normalized_blur(np.clip(k, 0, 1.5).astype(np.float32), bgw, 3.0)
-    shade = np.where(support > 0.05, shade, 1.0).astype(np.float32)
+    # (measured close to the product, where contact shadows are darkest; far from any backdrop
+    # pixel, e.g. deep under the product, it fades to the unshadowed model)
+    bgw = ((cv2.dilate(mask.astype(np.uint8), R.disk(prm.shade_gap)) == 0) & (r < model.t_r)).astype(np.float32)
+    num = cv2.GaussianBlur(np.clip(k, 0, 1.5).astype(np.float32) * bgw, (0, 0), prm.shade_sigma)
+    den = cv2.GaussianBlur(bgw, (0, 0), prm.shade_sigma)
+    shade = (num + 0.02) / (den + 0.02)
     background = model.rgb * shade[..., None]
     # backdrop-coloured pixels inside the mask (gaps in hair and foliage) and their neighbours
     see_through = mask & (r < model.t_r) & (np.abs(k - 1) < model.t_k)
@@ -274,11 +290,12 @@ class ClassicSegmenter:
         res = auto_mask(p, prm)
         t1 = time.perf_counter()
         if res.mask.sum() < max(4, prm.min_area * res.mask.size):
-            raise NoProductFoundError(f"{photo.source}: no product found against the backdrop "
-                                      "(the photo looks like plain backdrop)")
+            raise NoProductFoundError(f"{photo.source}: no product found: nothing stands out from a "
+                                      "plain backdrop (give a box or clicks, or use --engine sam)")
         progress("segment", 0.6, "refining the edges")
         fields = R.edge_fields(p, res.mask, res.background, band=prm.band, fuzzy=res.fuzzy)
-        alpha, fg = R.full_res_matte(rgb, fields, snap=prm.snap)
+        tail = R.ShadowTail(chroma=res.backdrop.t_r, reach=max(2, round(0.6 / scale)))
+        alpha, fg = R.full_res_matte(rgb, fields, snap=prm.snap, shadow=tail)
         t2 = time.perf_counter()
         if not (alpha >= 0.5).any():
             raise NoProductFoundError(f"{photo.source}: no product found against the backdrop")

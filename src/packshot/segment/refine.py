@@ -195,14 +195,54 @@ def decontaminate(I: np.ndarray, alpha: np.ndarray, F: np.ndarray, B: np.ndarray
     return np.clip(w * est + (1 - w) * F, 0.0, 1.0)
 
 
+@dataclass(frozen=True)
+class ShadowTail:
+    """Cut the faint tail a contact shadow leaves next to a product's edge.
+
+    Seen through ``I = a F + (1 - a) B``, a shadow next to a dark product reads as low alpha. A
+    band pixel is a shadow, not product, when it is a darker copy of the backdrop (chroma residual
+    below ``chroma``), smooth (local texture below ``texture``), has ``a < 0.5`` and is farther
+    than ``reach`` px from the product's opaque part (a real anti-aliased edge is 1-2 px wide).
+    """
+
+    chroma: float
+    reach: int = 2
+    texture: float = 0.02
+
+
+def _cut_shadow_tail(rgb_u8, alpha, xs, ys, I, B, a, rule: ShadowTail) -> np.ndarray:
+    cand = a < 0.5
+    bb = np.maximum(np.einsum("ij,ij->i", B, B), 1e-6)
+    k = np.einsum("ij,ij->i", I, B) / bb
+    res = I - k[:, None] * B
+    r = np.sqrt(np.einsum("ij,ij->i", res, res) / bb)
+    cand &= (r < rule.chroma) & (k < 1)
+    if not cand.any():
+        return a
+    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    pad = rule.reach + 4
+    x0, y0 = max(0, x0 - pad), max(0, y0 - pad)
+    x1, y1 = min(alpha.shape[1], x1 + pad), min(alpha.shape[0], y1 + pad)
+    opaque = (alpha[y0:y1, x0:x1] >= 0.5).astype(np.uint8)
+    near = cv2.dilate(opaque, disk(rule.reach))[ys - y0, xs - x0] > 0
+    crop = rgb_u8[y0:y1, x0:x1].astype(np.float32) * np.float32(1 / 255)
+    hp = crop - cv2.GaussianBlur(crop, (0, 0), 1.0)
+    tex = np.sqrt(cv2.GaussianBlur(np.einsum("ijc,ijc->ij", hp, hp), (0, 0), 1.5))[ys - y0, xs - x0]
+    cut = cand & ~near & (tex < rule.texture)
+    a = a.copy()
+    a[cut] = 0.0
+    return a
+
+
 def full_res_matte(rgb_u8: np.ndarray, fields: EdgeFields, *, snap: float = 0.03,
-                   contrast: float = 0.06) -> tuple[np.ndarray, np.ndarray]:
+                   contrast: float = 0.06, shadow: ShadowTail | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Alpha and decontaminated colour at full resolution.
 
     Outside the (upscaled) unknown band alpha is the upscaled coarse mask, exactly 0 or 1, and the
     colour is the photo's own. Inside, alpha comes from :func:`known_background_alpha` on the
-    photo's own pixels, values within ``snap`` of 0/1 snap to it, and the colour of soft pixels is
-    decontaminated. Returns (alpha HxW float32, foreground HxWx3 uint8).
+    photo's own pixels, values within ``snap`` of 0/1 snap to it, a contact shadow's tail is cut
+    (``shadow``), and the colour of soft pixels is decontaminated.
+    Returns (alpha HxW float32, foreground HxWx3 uint8).
     """
     h, w = rgb_u8.shape[:2]
     ph, pw = fields.mask.shape
@@ -222,6 +262,9 @@ def full_res_matte(rgb_u8: np.ndarray, fields: EdgeFields, *, snap: float = 0.03
     a[a < snap] = 0.0
     a[a > 1 - snap] = 1.0
     alpha[ys, xs] = a
+    if shadow is not None:
+        a = _cut_shadow_tail(rgb_u8, alpha, xs, ys, I, B, a, shadow)
+        alpha[ys, xs] = a
     soft = (a > 0) & (a < 1)
     if soft.any():
         col = decontaminate(I[soft], a[soft], F[soft], B[soft])
