@@ -301,7 +301,11 @@ def resolve(p: ParsedPrompt, rng: np.random.Generator, w: int, h: int,
         light = (-light[0], light[1])
 
     # geometry: horizon (tabletop) and podium
-    gloss = float(mat["gloss"]) if mat else 0.0
+    # gloss of what the product stands on: the podium's top when there is one, else the surface
+    stand = pmat if p.podium else mat
+    gloss = float(stand["gloss"]) if stand else 0.0
+    if p.podium and stand and stand["material"] in ("mirror", "glass"):
+        gloss = 0.3
     gloss = float(np.clip(gloss + g("gloss_add"), 0.0, 1.0))
     horizon = None
     if p.layout == "tabletop":
@@ -408,8 +412,11 @@ def _podium(look: Look, rng, img: np.ndarray, scale: float) -> None:
     rx = float(np.clip(pw * rng.uniform(0.62, 0.82), pw * 0.58, 0.46 * w))
     rx = max(rx, 0.08 * w)
     ry = rx * rng.uniform(0.16, 0.24)
-    hp = h * rng.uniform(0.12, 0.22)
     b = look.base_y
+    # tall enough to read as a plinth; short enough that its foot stays in the frame when there is room
+    room = h - b - 1.3 * ry
+    hp = float(np.clip(room * rng.uniform(0.6, 0.85), 0.05 * h, 0.22 * h)) if room > 0.06 * h \
+        else h * rng.uniform(0.12, 0.22)
     top_c = b - 0.3 * ry
     bot_c = top_c + hp
     dx = look.light[0]

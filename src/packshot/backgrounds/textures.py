@@ -209,8 +209,8 @@ def _folds(rng, h, w, cy, cx, ridged=False) -> np.ndarray:
 def paper(rng, h, w, scale, rgb, amount=1.0):
     uy, ux = _units(h, w, scale)
     cloud = lowres(lambda a, b: fbm(rng, a, b, uy * 3, ux * 3, 4), h, w, 4)
-    fib = noise(rng, h, w, h / 2.5, w / 12.0)
-    lum = F32(1) + F32(0.012 * amount) * cloud + F32(0.012 * amount) * fib
+    fib = noise(rng, h, w, h / 3.0, w / 3.0)
+    lum = F32(1) + F32(0.012 * amount) * cloud + F32(0.006 * amount) * fib
     return colourise(rgb, lum)
 
 
