@@ -16,8 +16,8 @@ Determinism: each scene draws from ``numpy.random.default_rng([seed, crc32(promp
 seed and prompt give byte-identical pixels; seeds differ in palette colour, texture phase, light
 angle, horizon, podium size and pattern layout.
 
-Speed: everything is computed in float32 at a working resolution of at most
-``StudioEngine.work_side`` pixels on the longer side (smooth fields at 1/4 of that), with noise
+Speed: everything is computed in float32 at a working resolution (half the canvas's longer side,
+640..1024 px, :func:`work_side_for`; smooth fields at 1/4 of that), with noise
 from small random grids enlarged by ``cv2.resize``; the result is enlarged to the canvas with
 ``cv2.resize``. Backdrops in product photos are out of focus, so this costs no visible detail.
 """
@@ -40,7 +40,13 @@ from . import SceneJob
 from . import textures as T
 
 F32 = np.float32
-WORK_SIDE = 640          # longest side of the internal render (pixels)
+WORK_SIDE = (640, 1024)  # internal render's longer side: half the canvas's, within these bounds
+
+
+def work_side_for(size: Size, bounds: tuple[int, int] = WORK_SIDE) -> int:
+    """Longer side of the internal render for a canvas: half the canvas's, clamped to ``bounds``."""
+    long_side = max(size)
+    return int(min(long_side, max(bounds[0], min(bounds[1], long_side // 2))))
 _LUMA = np.array([0.299, 0.587, 0.114], F32)
 _METALS = ("gold", "brass", "copper", "bronze", "rose gold")
 _DARK_BACKDROPS = ("charcoal", "black", "navy", "chocolate", "plum", "forest green", "dark taupe")
@@ -122,15 +128,15 @@ class Look:
 class StudioEngine:
     """Background engine ``studio``: one procedural scene per seed, the canvas's size.
 
-    ``work_side`` caps the internal render size (longer side, pixels); the scene is enlarged to
-    the canvas afterwards.
+    ``work_side`` fixes the internal render size (longer side, pixels; default: half the canvas's,
+    640..1024); the scene is enlarged to the canvas afterwards.
     """
 
     name = "studio"
 
-    def __init__(self, settings=None, work_side: int = WORK_SIDE):
+    def __init__(self, settings=None, work_side: int | None = None):
         self.settings = settings
-        self.work_side = int(work_side)
+        self.work_side = None if work_side is None else int(work_side)
 
     def render(self, job: SceneJob, progress: ProgressFn = no_progress) -> list[Scene]:
         W, H = job.layer.size
@@ -340,7 +346,7 @@ def resolve(p: ParsedPrompt, rng: np.random.Generator, w: int, h: int,
         saturation=float(np.clip(g("saturation"), 0.0, 1.6)), vignette=vignette,
         texture=float(np.clip(g("texture"), 0.0, 2.0)), pure=pure, pure_rgb=pure_rgb,
         podium=p.podium, podium_rgb=podium_rgb, podium_kind=podium_kind, arch_rgb=arch_rgb,
-        gobo=None if p.plain else p.gobo, bokeh=p.bokeh and not p.plain, haze=float(np.clip(g("haze"), 0, 1)),
+        gobo=p.gobo, bokeh=p.bokeh, haze=float(np.clip(g("haze"), 0, 1)),
         caustics=p.caustics, glow=float(np.clip(g("glow"), 0, 1.2)), spot=float(np.clip(g("spot"), 0, 1)),
         window=p.window, blur=p.blur, persp=persp, labels=labels)
 
@@ -382,7 +388,7 @@ def _floor(look: Look, rng, wall: np.ndarray, top: int, h: int, w: int, scale: f
     kw.update(look.floor_extra if kind == "marble" else {})
     tex = T.render(kind, rng, th, tw, scale * s * r * 0.5, look.floor_rgb, look.texture, **kw)
     if look.caustics:
-        tex *= (F32(1) + F32(0.5) * T.caustics(rng, th, tw, scale * s * r * 0.5))[..., None]
+        tex *= (F32(1) + F32(0.3) * T.caustics(rng, th, tw, scale * s * r * 0.5))[..., None]
     src = np.float32([[0, 0], [tw, 0], [tw / 2 + tw / (2 * r), th], [tw / 2 - tw / (2 * r), th]])
     dst = np.float32([[0, 0], [w, 0], [w, F], [0, F]])
     M = cv2.getPerspectiveTransform(src, dst)
@@ -534,13 +540,20 @@ def _gobo(look: Look, rng, lh: int, lw: int) -> np.ndarray:
         pat = cv2.GaussianBlur(m.astype(F32) / 255, (0, 0), blur)
         return F32(1) - F32(0.42) * pat
     if kind == "blinds":
+        # sunlight through blinds: a skewed bright patch from the light's side, striped by slats
         yy, xx = np.mgrid[0:lh, 0:lw].astype(F32)
         slope = F32(rng.uniform(0.25, 0.6) * (1 if dx >= 0 else -1))
-        period = F32(lh * rng.uniform(0.06, 0.09))
-        stripes = (np.sin((yy + xx * slope) * F32(2 * math.pi) / period) > F32(-0.1)).astype(F32)
-        region = _smoothstep(0.05, 0.35, (xx / F32(lw)) if dx >= 0 else (F32(1) - xx / F32(lw)))
-        stripes = cv2.GaussianBlur(stripes, (0, 0), max(0.6, lw * 0.004 * (1.5 - look.hardness)))
-        return F32(0.72) + F32(0.42) * stripes * (F32(1) - F32(0.6) * region)
+        period = F32(lh * rng.uniform(0.05, 0.08))
+        stripes = (np.sin((yy + xx * slope) * F32(2 * math.pi) / period) > F32(-0.2)).astype(F32)
+        stripes = cv2.GaussianBlur(stripes, (0, 0), max(0.6, lw * 0.003 * (1.5 - look.hardness)))
+        # the patch: a window's shape sheared along the light, soft-edged
+        u = (xx / F32(lw)) if dx >= 0 else (F32(1) - xx / F32(lw))
+        v = yy / F32(lh)
+        c0, c1 = rng.uniform(0.05, 0.2), rng.uniform(0.55, 0.8)
+        sh = F32(rng.uniform(0.2, 0.5))
+        patch = _smoothstep(c0 - 0.1, c0 + 0.05, u - sh * v) * (F32(1) - _smoothstep(c1, c1 + 0.15, u - sh * v))
+        patch *= _smoothstep(-0.05, 0.1, v) * (F32(1) - _smoothstep(0.85, 1.0, v))
+        return F32(0.82) + F32(0.34) * stripes * patch
     if kind == "window":
         # a bright, skewed window with cross bars, thrown on the wall from the light's side
         cxw = lw * (0.22 if dx > 0 else 0.78) + rng.uniform(-0.06, 0.06) * lw
@@ -676,7 +689,7 @@ def _box_and_base(size: Size, product_box: Box | None, floor_y: int | None) -> t
 
 
 def render_scene(prompt: str | ParsedPrompt, size: Size, seed: int, *, product_box: Box | None = None,
-                 floor_y: int | None = None, work_side: int = WORK_SIDE, engine: str = "studio") -> Scene:
+                 floor_y: int | None = None, work_side: int | None = None, engine: str = "studio") -> Scene:
     """Render one studio scene of ``size`` (W, H) for ``seed``.
 
     ``product_box`` (XYXY, canvas pixels) and ``floor_y`` (the product's base row) place the
@@ -687,7 +700,7 @@ def render_scene(prompt: str | ParsedPrompt, size: Size, seed: int, *, product_b
     parsed = prompt if isinstance(prompt, ParsedPrompt) else parse_prompt(prompt)
     W, H = int(size[0]), int(size[1])
     box, base = _box_and_base((W, H), product_box, floor_y)
-    k = min(1.0, work_side / max(W, H))
+    k = min(1.0, (work_side or work_side_for((W, H))) / max(W, H))
     w, h = max(8, int(round(W * k))), max(8, int(round(H * k)))
     kx, ky = w / W, h / H
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(parsed.text.encode("utf-8"))])
@@ -723,13 +736,15 @@ def render_scene(prompt: str | ParsedPrompt, size: Size, seed: int, *, product_b
         _arch(look, rng, img, float(top if look.horizon is not None else look.base_y))
 
     # 2. light: a smooth map at 1/4 resolution, enlarged
+    gob = None
     if not look.pure:
         lh, lw = max(8, h // 4), max(8, w // 4)
         L = _light_map(look, rng, lh, lw, (top / h) if look.horizon is not None else None)
         L = cv2.resize(L, (w, h), interpolation=cv2.INTER_LINEAR)
         if look.gobo:
-            gob = _gobo(look, rng, max(8, h // 2), max(8, w // 2))
-            L *= cv2.resize(gob, (w, h), interpolation=cv2.INTER_LINEAR)
+            gob = cv2.resize(_gobo(look, rng, max(8, h // 2), max(8, w // 2)), (w, h),
+                             interpolation=cv2.INTER_LINEAR)
+            L *= gob
         img *= L[..., None]
         if look.glow > 0:
             _glow(look, img)
@@ -746,6 +761,11 @@ def render_scene(prompt: str | ParsedPrompt, size: Size, seed: int, *, product_b
         _podium(look, rng, img, scale)
     if not look.pure:
         _grade(img, look)
+        if gob is not None and look.warmth > 0:
+            # warm light, cooler shade: take part of the warm tint back where the pattern shades
+            shade = np.clip((F32(gob.max()) - gob) / F32(max(float(gob.max() - gob.min()), 1e-3)), 0, 1)
+            wv = 0.8 * look.warmth
+            img *= F32(1) + shade[..., None] * np.array([-0.07 * wv, -0.01 * wv, 0.12 * wv], F32)
         if look.haze > 0:
             hz = look.haze * (F32(1) - _smoothstep(0, h, np.arange(h, dtype=F32)))[:, None, None] * F32(0.45)
             img += (F32(0.92) - img) * hz

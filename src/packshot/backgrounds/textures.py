@@ -222,12 +222,12 @@ def terrazzo(rng, h, w, scale, rgb, amount=1.0, chip_rgbs=None):
         chip_rgbs = [np.array(c, F32) for c in ((0.32, 0.32, 0.33), (0.96, 0.95, 0.93), (0.72, 0.42, 0.33),
                                                   (0.58, 0.60, 0.56), (0.15, 0.15, 0.16))]
         chip_rgbs.append(rgb * F32(0.78))
-    n = int(amount * 2600 * uy * ux)
+    n = int(amount * 2200 * uy * ux)
     if n <= 0:
         return base
     cx = rng.uniform(0, w, n)
     cy = rng.uniform(0, h, n)
-    r = rng.uniform(0.003, 0.011, n) ** 1.3 / 0.011 ** 0.3 * scale + 1.0
+    r = rng.uniform(0.002, 0.008, n) ** 1.3 / 0.008 ** 0.3 * scale + 1.0
     k = 6
     ang = np.sort(rng.uniform(0, 2 * math.pi, (n, k)), axis=1)
     rad = r[:, None] * rng.uniform(0.55, 1.0, (n, k))
@@ -357,7 +357,7 @@ def granite(rng, h, w, scale, rgb, amount=1.0):
     for col, thr, k in (((0.08, 0.08, 0.09), 0.55, 1.0), ((0.93, 0.91, 0.89), 0.6, 0.8),
                         ((0.55, 0.42, 0.38), 0.7, 0.6)):
         spk = noise(rng, h, w, h / cell, w / cell)
-        m = np.clip((spk - F32(thr)) * F32(5), 0, 1) * F32(amount * k)
+        m = np.clip((spk - F32(thr)) * F32(5), 0, 1) * F32(0.7 * amount * k)
         out = mix(out, np.broadcast_to(np.array(col, F32), base.shape), m)
     return out
 
