@@ -274,7 +274,7 @@ class ClassicSegmenter:
         if hints.points or hints.neg_points or hints.boxes:
             from .interactive import InteractiveCutout
 
-            session = InteractiveCutout(photo, params=self.params)
+            session = InteractiveCutout(photo, classic=self.params)
             return session.commit(hints, progress)
         return self.auto(photo, progress)
 

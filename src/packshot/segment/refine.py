@@ -146,13 +146,16 @@ class EdgeFields:
     """Preview-size fields the full-resolution band is computed from (all float32).
 
     ``fg``/``bg``: HxWx3 product colour and backdrop colour spread over the band; ``mask``: the
-    coarse mask (bool); ``unknown``: preview pixels whose alpha is computed at full res (bool).
+    coarse mask (bool); ``unknown``: preview pixels whose alpha is computed at full res (bool);
+    ``spread``: HxW variance of the colours ``fg`` and ``bg`` were averaged from (0 = exactly
+    known: a fitted backdrop and a flat product; large = clutter, where the equation is not trusted).
     """
 
     mask: np.ndarray
     unknown: np.ndarray
     fg: np.ndarray
     bg: np.ndarray
+    spread: np.ndarray | None = None
 
 
 def edge_fields(p: np.ndarray, mask: np.ndarray, background: np.ndarray, *, band: int = 2,
@@ -171,18 +174,70 @@ def edge_fields(p: np.ndarray, mask: np.ndarray, background: np.ndarray, *, band
     return EdgeFields(mask=mask, unknown=unknown, fg=fg, bg=background)
 
 
+def local_edge_fields(p: np.ndarray, mask: np.ndarray, *, band: int = 2, sigma: float = 2.0) -> EdgeFields:
+    """Edge fields when there is no backdrop model (cluttered photos, other engines' masks): the
+    background colour is spread inwards from the sure background just outside the band."""
+    m8 = mask.astype(np.uint8)
+    sure_bg = cv2.dilate(m8, disk(band + 1)) == 0
+    if not sure_bg.any():
+        sure_bg = ~mask
+    bg, _ = normalized_blur(p, sure_bg, sigma)
+    bg2, _ = normalized_blur(p * p, sure_bg, sigma)
+    f = edge_fields(p, mask, bg, band=band, sigma_fg=sigma)
+    core = (cv2.erode(m8, disk(1)) > 0) & ~f.unknown
+    fg2, _ = normalized_blur(p * p, core if core.any() else mask, sigma)
+    var = np.clip((bg2 - bg * bg).sum(-1), 0, None) + np.clip((fg2 - f.fg * f.fg).sum(-1), 0, None)
+    f.spread = var.astype(np.float32)
+    return f
+
+
+def refine_matte(rgb_u8: np.ndarray, alpha: np.ndarray, *, preview_side: int = 640, band: int = 2,
+                 engine: str = "refined") -> Matte:
+    """Refine any rough matte (HxW float in [0, 1], the photo's size, e.g. a model's upsampled mask)
+    at full resolution: threshold at 0.5 on a preview, thin band, local background estimate,
+    known-background alpha, decontaminated colour. Returns a Matte (alpha + foreground)."""
+    h, w = rgb_u8.shape[:2]
+    if alpha.shape != (h, w):
+        raise ValueError(f"matte {alpha.shape[1]}x{alpha.shape[0]} is not the photo's size {w}x{h}")
+    scale = preview_scale((w, h), preview_side)
+    p = downscale(rgb_u8, scale)
+    ph, pw = p.shape[:2]
+    small = cv2.resize(np.asarray(alpha, np.float32), (pw, ph), interpolation=cv2.INTER_AREA)
+    mask = small >= 0.5
+    if not mask.any():
+        return Matte(alpha=np.zeros((h, w), np.float32), engine=engine)
+    out, fg = full_res_matte(rgb_u8, local_edge_fields(p, mask, band=band))
+    return Matte(alpha=out, engine=engine, foreground=fg)
+
+
+def _luma_weighted_metric(chroma_weight: float) -> np.ndarray:
+    """3x3 matrix M (row vectors: x @ M) mapping RGB differences to (Y, w Cb, w Cr) (BT.601)."""
+    ycc = np.array([[0.299, 0.587, 0.114],
+                    [-0.168736, -0.331264, 0.5],
+                    [0.5, -0.418688, -0.081312]], np.float32)
+    w = np.array([1.0, chroma_weight, chroma_weight], np.float32)
+    return (ycc * w[:, None]).T.astype(np.float32)
+
+
+_METRIC = _luma_weighted_metric(0.35)
+
+
 def known_background_alpha(I: np.ndarray, F: np.ndarray, B: np.ndarray, prior: np.ndarray,
-                           contrast: float = 0.06) -> np.ndarray:
+                           contrast: float = 0.035, spread: np.ndarray | None = None) -> np.ndarray:
     """Per-pixel alpha from ``I = a F + (1 - a) B`` (all (N, 3) float32).
 
     ``a = <I - B, F - B> / |F - B|^2``, clipped to [0, 1], blended towards ``prior`` (N,) where
-    ``|F - B|`` is small compared with ``contrast`` (there the equation says nothing).
+    ``|F - B|`` is small compared with ``contrast`` and with the uncertainty ``spread`` (N,) of F
+    and B (there the equation says nothing).
     """
-    d = F - B
+    # measured in a luma-weighted metric: JPEG keeps luma at full resolution but chroma at half,
+    # so chroma at an edge is smeared over ~2 px and should count less
+    d = (F - B) @ _METRIC
     dd = np.einsum("ij,ij->i", d, d)
-    a = np.einsum("ij,ij->i", I - B, d) / np.maximum(dd, 1e-6)
+    a = np.einsum("ij,ij->i", (I - B) @ _METRIC, d) / np.maximum(dd, 1e-6)
     a = np.clip(a, 0.0, 1.0)
-    trust = dd / (dd + np.float32(contrast * contrast))
+    noise = np.float32(contrast * contrast) + (0 if spread is None else spread)
+    trust = dd / (dd + noise)
     return (trust * a + (1 - trust) * prior).astype(np.float32)
 
 
@@ -235,7 +290,7 @@ def _cut_shadow_tail(rgb_u8, alpha, xs, ys, I, B, a, rule: ShadowTail) -> np.nda
 
 
 def full_res_matte(rgb_u8: np.ndarray, fields: EdgeFields, *, snap: float = 0.03,
-                   contrast: float = 0.06, shadow: ShadowTail | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   contrast: float = 0.035, shadow: ShadowTail | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Alpha and decontaminated colour at full resolution.
 
     Outside the (upscaled) unknown band alpha is the upscaled coarse mask, exactly 0 or 1, and the
@@ -258,7 +313,8 @@ def full_res_matte(rgb_u8: np.ndarray, fields: EdgeFields, *, snap: float = 0.03
     F = sample(fields.fg, xs, ys, scale)
     B = sample(fields.bg, xs, ys, scale)
     prior = sample(fields.mask.astype(np.float32), xs, ys, scale)
-    a = known_background_alpha(I, F, B, prior, contrast)
+    spread = None if fields.spread is None else sample(fields.spread, xs, ys, scale)
+    a = known_background_alpha(I, F, B, prior, contrast, spread)
     a[a < snap] = 0.0
     a[a > 1 - snap] = 1.0
     alpha[ys, xs] = a
@@ -275,3 +331,60 @@ def full_res_matte(rgb_u8: np.ndarray, fields: EdgeFields, *, snap: float = 0.03
 def matte_from(alpha: np.ndarray, foreground: np.ndarray | None, engine: str, notes=(), timings=None) -> Matte:
     return Matte(alpha=alpha.astype(np.float32, copy=False), engine=engine, foreground=foreground,
                  notes=tuple(notes), timings=dict(timings or {}))
+
+
+# -- measuring halos -----------------------------------------------------------------------------
+
+def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB (..., 3) float in [0, 1] or uint8 -> CIE Lab (D65), float32 (L in 0..100)."""
+    x = np.asarray(rgb)
+    x = x.astype(np.float32) / 255 if x.dtype == np.uint8 else x.astype(np.float32)
+    shape = x.shape
+    lab = cv2.cvtColor(np.clip(x, 0, 1).reshape(-1, 1, 3), cv2.COLOR_RGB2Lab)
+    return lab.reshape(shape)
+
+
+def delta_e2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
+    """CIEDE2000 colour difference (Sharma, Wu, Dalal 2005) of Lab arrays (..., 3) -> (...)."""
+    L1, a1, b1 = (np.asarray(lab1, np.float64)[..., i] for i in range(3))
+    L2, a2, b2 = (np.asarray(lab2, np.float64)[..., i] for i in range(3))
+    C1, C2 = np.hypot(a1, b1), np.hypot(a2, b2)
+    Cm7 = ((C1 + C2) / 2) ** 7
+    G = 0.5 * (1 - np.sqrt(Cm7 / (Cm7 + 25.0 ** 7)))
+    a1p, a2p = (1 + G) * a1, (1 + G) * a2
+    C1p, C2p = np.hypot(a1p, b1), np.hypot(a2p, b2)
+    h1p = np.degrees(np.arctan2(b1, a1p)) % 360
+    h2p = np.degrees(np.arctan2(b2, a2p)) % 360
+    dLp, dCp = L2 - L1, C2p - C1p
+    dh = h2p - h1p
+    dh = np.where(dh > 180, dh - 360, np.where(dh < -180, dh + 360, dh))
+    dh = np.where(C1p * C2p == 0, 0, dh)
+    dHp = 2 * np.sqrt(C1p * C2p) * np.sin(np.radians(dh / 2))
+    Lpm, Cpm = (L1 + L2) / 2, (C1p + C2p) / 2
+    hsum = h1p + h2p
+    hpm = np.where(np.abs(h1p - h2p) > 180, np.where(hsum < 360, hsum + 360, hsum - 360), hsum) / 2
+    hpm = np.where(C1p * C2p == 0, hsum, hpm)
+    T = (1 - 0.17 * np.cos(np.radians(hpm - 30)) + 0.24 * np.cos(np.radians(2 * hpm))
+         + 0.32 * np.cos(np.radians(3 * hpm + 6)) - 0.20 * np.cos(np.radians(4 * hpm - 63)))
+    SL = 1 + 0.015 * (Lpm - 50) ** 2 / np.sqrt(20 + (Lpm - 50) ** 2)
+    SC, SH = 1 + 0.045 * Cpm, 1 + 0.015 * Cpm * T
+    Cpm7 = Cpm ** 7
+    RT = -2 * np.sqrt(Cpm7 / (Cpm7 + 25.0 ** 7)) * np.sin(np.radians(60 * np.exp(-((hpm - 275) / 25) ** 2)))
+    return np.sqrt((dLp / SL) ** 2 + (dCp / SC) ** 2 + (dHp / SH) ** 2 + RT * (dCp / SC) * (dHp / SH))
+
+
+def halo_delta_e(alpha: np.ndarray, foreground: np.ndarray, alpha_true: np.ndarray, fg_true: np.ndarray,
+                 new_background=(1.0, 1.0, 1.0), band_px: int = 3) -> float:
+    """Mean CIEDE2000 between the cut-out and the truth composited on ``new_background`` (RGB in
+    [0, 1]), over the edge band: pixels within ``band_px`` of the true boundary or soft in the
+    truth. Colours: HxWx3 uint8 or float in [0, 1]; alphas HxW in [0, 1]."""
+    def comp(a, f):
+        f = f.astype(np.float32) / 255 if f.dtype == np.uint8 else f.astype(np.float32)
+        a = a.astype(np.float32)[..., None]
+        return f * a + np.float32(new_background) * (1 - a)
+
+    m8 = (alpha_true >= 0.5).astype(np.uint8)
+    band = (cv2.dilate(m8, disk(band_px)) != cv2.erode(m8, disk(band_px))) | ((alpha_true > 0) & (alpha_true < 1))
+    lab1 = srgb_to_lab(comp(alpha, foreground)[band])
+    lab2 = srgb_to_lab(comp(alpha_true, fg_true)[band])
+    return float(delta_e2000(lab1, lab2).mean())

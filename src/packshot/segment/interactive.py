@@ -1,0 +1,332 @@
+"""Interactive classic cut-out: boxes and clicks -> GrabCut on a preview, refined at full size.
+
+One session per photo (and per user): everything that depends only on the photo is computed once
+in the constructor (the preview, its illumination-normalised copy for the colour models, its
+quantised colours) or lazily once (the plain-backdrop analysis). ``preview(hints)`` is a pure
+function of (session, hints): the caller keeps the click list and sends all of it every time;
+the session caches the result for the boxes alone (seeded, hence deterministic), so each further
+click costs a short GrabCut update of that cached state, not a fresh segmentation.
+
+How hints are used (preview coordinates, ``preview_size``):
+
+* **Box** (the object touches each side of a box drawn around it): outside every box is
+  background. Inside, a thin strip along the box's edges and the context around the box give
+  background colour samples; pixels whose colour is more frequent inside the box than in those
+  samples start as probable product. GrabCut (OpenCV) then runs on the box's region, on a copy
+  of the preview whose slow illumination changes (vignetting, light fall-off) are divided out, so
+  its colour models see surfaces rather than lighting. On a plain backdrop the automatic
+  cut-out (:mod:`packshot.segment.classic`) restricted to the boxes is used instead.
+* **Clicks**: positive clicks are hard product seeds, negative clicks hard background seeds
+  (disks of ``click_radius``). Without a box, the plain-backdrop mask is the starting point (a
+  click selects the parts it touches) or, on a cluttered photo, a disk around the clicks.
+* **Clean-up**: specks dropped, parts touched by a positive click (or the largest) kept, small
+  false holes filled.
+
+``commit(hints)`` upsamples that mask and computes the soft edge at full resolution in a thin
+band (:func:`packshot.segment.refine.full_res_matte`), with the backdrop model on plain backdrops
+or a local background estimate elsewhere, and decontaminates the edge colours.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..errors import InvalidInputError, NoProductFoundError
+from ..types import Hints, Matte, Photo, ProgressFn, no_progress
+from . import refine as R
+from .classic import AutoResult, ClassicParams, auto_mask
+
+_FG, _BG, _PR_FG, _PR_BG = cv2.GC_FGD, cv2.GC_BGD, cv2.GC_PR_FGD, cv2.GC_PR_BGD
+
+
+@dataclass(frozen=True)
+class InteractiveParams:
+    """Tuning of the interactive engine (measured in benchmarks/bench_cutout.py)."""
+
+    preview_side: int = 400          # long side of the GrabCut preview (px)
+    iterations: int = 5              # GrabCut iterations from the boxes
+    click_iterations: int = 2        # ... to add clicks to the cached box result
+    click_radius: float = 0.012      # seed disk radius, fraction of the preview's long side
+    strip: float = 0.025             # inner strip of a box used as background samples
+    context: float = 0.25            # background context around the boxes given to GrabCut
+    illumination_sigma: float = 0.08  # illumination estimate: Gaussian, fraction of the diagonal
+    illumination_gain: float = 1.5   # ... and the largest correction either way
+    band: int = 2                    # unknown band half-width at preview resolution (px)
+    plain_noise: float = 0.01        # backdrop model noise below which a photo counts as plain
+    min_part: float = 0.02           # parts below this fraction of the largest are dropped
+    max_false_hole: float = 0.002    # holes below this fraction of the mask are filled
+
+
+def _disk_mask(shape, centres, radius: int) -> np.ndarray:
+    m = np.zeros(shape, np.uint8)
+    for x, y in centres:
+        cv2.circle(m, (int(x), int(y)), radius, 1, -1)
+    return m.astype(bool)
+
+
+@dataclass
+class _Base:
+    """Cached GrabCut state for one set of boxes (preview coordinates)."""
+
+    roi: tuple[int, int, int, int]   # x0, y0, x1, y1 of the GrabCut region
+    labels: np.ndarray               # GrabCut labels over the region (uint8)
+    bgd: np.ndarray                  # GrabCut background model (1x65 float64)
+    fgd: np.ndarray                  # GrabCut foreground model
+    allowed: np.ndarray              # preview-size bool: inside the boxes
+
+
+class InteractiveCutout:
+    """Interactive session for one photo. Not shared between users; no module-level state.
+
+    ``preview(hints)`` -> float32 alpha at ``preview_size`` (w, h); ``commit(hints)`` -> Matte at
+    the photo's size. Hints are in photo pixels (points (x, y), boxes XYXY exclusive).
+    """
+
+    def __init__(self, photo: Photo, params: InteractiveParams | None = None,
+                 classic: ClassicParams | None = None):
+        self.photo = photo
+        self.params = prm = params or InteractiveParams()
+        self.classic = classic or ClassicParams()
+        w, h = photo.size
+        self.scale = R.preview_scale((w, h), prm.preview_side)
+        self.p = R.downscale(photo.rgb, self.scale)                  # HxWx3 float32 RGB
+        ph, pw = self.p.shape[:2]
+        self.preview_size = (pw, ph)
+        self._gc_image = self._illumination_normalised()             # HxWx3 uint8 BGR
+        q = np.clip(self.p * 16, 0, 15.999).astype(np.int32)
+        self._bins = (q[..., 0] * 16 + q[..., 1]) * 16 + q[..., 2]   # 16^3 colour bins
+        self._radius = max(2, round(prm.click_radius * max(pw, ph)))
+        self._lock = threading.Lock()
+        self._auto: AutoResult | None = None
+        self._auto_done = False
+        self._bases: dict[tuple, _Base] = {}
+
+    # -- geometry -------------------------------------------------------------------------------
+    def to_preview(self, x: float, y: float) -> tuple[int, int]:
+        """Photo pixel (x, y) -> preview pixel (x, y)."""
+        pw, ph = self.preview_size
+        return (min(pw - 1, max(0, int((x + 0.5) * self.scale))),
+                min(ph - 1, max(0, int((y + 0.5) * self.scale))))
+
+    def _box_to_preview(self, box) -> tuple[int, int, int, int]:
+        pw, ph = self.preview_size
+        x0, y0, x1, y1 = box
+        bx = (max(0, int(np.floor(x0 * self.scale))), max(0, int(np.floor(y0 * self.scale))),
+              min(pw, int(np.ceil(x1 * self.scale))), min(ph, int(np.ceil(y1 * self.scale))))
+        if bx[2] - bx[0] < 2 or bx[3] - bx[1] < 2:
+            raise InvalidInputError(f"box {','.join(map(str, box))} is too small to cut out from "
+                                    f"(under 2 px at the {pw}x{ph} preview)")
+        return bx
+
+    def _check(self, hints: Hints) -> None:
+        w, h = self.photo.size
+        for x, y in (*hints.points, *hints.neg_points):
+            if not (0 <= x < w and 0 <= y < h):
+                raise InvalidInputError(f"point {x},{y} is outside the {w}x{h} photo")
+        for b in hints.boxes:
+            if len(b) != 4 or b[2] <= b[0] or b[3] <= b[1] or b[0] < 0 or b[1] < 0 or b[2] > w or b[3] > h:
+                raise InvalidInputError(f"box {','.join(map(str, b))} is not inside the {w}x{h} photo "
+                                        "with x1 > x0 and y1 > y0")
+
+    # -- per-image, once ------------------------------------------------------------------------
+    def _illumination_normalised(self) -> np.ndarray:
+        prm = self.params
+        lum = self.p.mean(axis=2) + 1 / 255
+        ph, pw = lum.shape
+        sigma = max(1.0, prm.illumination_sigma * float(np.hypot(pw, ph)))
+        smooth = cv2.GaussianBlur(lum, (0, 0), sigma)
+        gain = np.clip(float(lum.mean()) / smooth, 1 / prm.illumination_gain, prm.illumination_gain)
+        out = np.clip(self.p * gain[..., None] * 255, 0, 255).round().astype(np.uint8)
+        return np.ascontiguousarray(out[..., ::-1])
+
+    def plain_backdrop(self) -> AutoResult | None:
+        """The automatic analysis when the photo is a product on a plain backdrop, else None."""
+        with self._lock:
+            if not self._auto_done:
+                w, h = self.photo.size
+                p = R.downscale(self.photo.rgb, R.preview_scale((w, h), self.classic.preview_side))
+                res = auto_mask(p, self.classic)
+                noise = max(res.backdrop.sigma_k, res.backdrop.sigma_r)
+                plain = (noise < self.params.plain_noise and not res.notes
+                         and self.classic.min_area < res.mask.mean() < 0.9)
+                self._auto = res if plain else None
+                self._auto_done = True
+            return self._auto
+
+    def _auto_preview_mask(self) -> np.ndarray | None:
+        auto = self.plain_backdrop()
+        if auto is None:
+            return None
+        m = cv2.resize(auto.mask.astype(np.float32), self.preview_size, interpolation=cv2.INTER_AREA)
+        return m >= 0.5
+
+    # -- GrabCut ----------------------------------------------------------------------------------
+    def _grabcut(self, roi, labels, iterations: int, bgd=None, fgd=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x0, y0, x1, y1 = roi
+        img = np.ascontiguousarray(self._gc_image[y0:y1, x0:x1])
+        labels = labels.copy()
+        if not (labels == _FG).any() and not (labels == _PR_FG).any():
+            return labels, bgd, fgd
+        if not ((labels == _BG) | (labels == _PR_BG)).any():
+            labels[0, :] = _BG  # GrabCut needs some background
+        cv2.setRNGSeed(0)  # k-means initialisation: deterministic results (thread-local RNG)
+        if bgd is None:
+            bgd, fgd = np.zeros((1, 65)), np.zeros((1, 65))
+            cv2.grabCut(img, labels, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+        else:
+            bgd, fgd = bgd.copy(), fgd.copy()
+            cv2.grabCut(img, labels, None, bgd, fgd, iterations, cv2.GC_EVAL)
+        return labels, bgd, fgd
+
+    def _box_base(self, boxes: tuple) -> _Base:
+        """GrabCut from the boxes alone (cached: deterministic)."""
+        with self._lock:
+            cached = self._bases.get(boxes)
+        if cached is not None:
+            return cached
+        prm = self.params
+        pw, ph = self.preview_size
+        allowed = np.zeros((ph, pw), bool)
+        inner = np.zeros((ph, pw), bool)
+        for x0, y0, x1, y1 in boxes:
+            allowed[y0:y1, x0:x1] = True
+            sx, sy = max(1, round(prm.strip * (x1 - x0))), max(1, round(prm.strip * (y1 - y0)))
+            inner[y0 + sy:y1 - sy, x0 + sx:x1 - sx] = True
+        ys, xs = np.nonzero(allowed)
+        bx0, by0, bx1, by1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+        cx, cy = round(prm.context * (bx1 - bx0)), round(prm.context * (by1 - by0))
+        roi = (max(0, bx0 - cx), max(0, by0 - cy), min(pw, bx1 + cx), min(ph, by1 + cy))
+        rx0, ry0, rx1, ry1 = roi
+        sl = (slice(ry0, ry1), slice(rx0, rx1))
+        # colour frequency inside the boxes vs the strip + context: probable product where higher
+        bins = self._bins[sl]
+        a_in, a_inner = allowed[sl], inner[sl]
+        h_fg = np.bincount(bins[a_inner].ravel(), minlength=4096).astype(np.float64)
+        h_bg = np.bincount(bins[~a_inner].ravel(), minlength=4096).astype(np.float64)
+        h_fg /= max(h_fg.sum(), 1)
+        h_bg /= max(h_bg.sum(), 1)
+        ratio = (h_fg[bins] + 1e-5) / (h_bg[bins] + 1e-5)
+        labels = np.full(bins.shape, _BG, np.uint8)
+        labels[a_in] = _PR_BG
+        labels[a_inner & (ratio > 1.0)] = _PR_FG
+        auto = self._auto_preview_mask()
+        if auto is not None:  # plain backdrop: the automatic mask is the better start
+            am = auto[sl] & a_in
+            if am.any():
+                labels[a_in] = _PR_BG
+                labels[am] = _PR_FG
+        labels, bgd, fgd = self._grabcut(roi, labels, prm.iterations)
+        base = _Base(roi=roi, labels=labels, bgd=bgd, fgd=fgd, allowed=allowed)
+        with self._lock:
+            if len(self._bases) > 8:
+                self._bases.pop(next(iter(self._bases)))
+            self._bases[boxes] = base
+        return base
+
+    # -- public API -----------------------------------------------------------------------------
+    def preview_mask(self, hints: Hints) -> np.ndarray:
+        """Product mask (bool) at ``preview_size`` for these hints. Pure function of the hints."""
+        self._check(hints)
+        pw, ph = self.preview_size
+        pos = [self.to_preview(x, y) for x, y in hints.points]
+        neg = [self.to_preview(x, y) for x, y in hints.neg_points]
+        fg_seed = _disk_mask((ph, pw), pos, self._radius)
+        bg_seed = _disk_mask((ph, pw), neg, self._radius) & ~fg_seed
+        mask = np.zeros((ph, pw), bool)
+        if hints.boxes:
+            boxes = tuple(sorted(self._box_to_preview(b) for b in hints.boxes))
+            base = self._box_base(boxes)
+            x0, y0, x1, y1 = base.roi
+            sl = (slice(y0, y1), slice(x0, x1))
+            labels = base.labels
+            fs, bs = fg_seed[sl] & base.allowed[sl], bg_seed[sl]
+            if fs.any() or bs.any():
+                labels = labels.copy()
+                labels[fs] = _FG
+                labels[bs] = _BG
+                labels, _, _ = self._grabcut(base.roi, labels, self.params.click_iterations, base.bgd, base.fgd)
+            mask[sl] = (labels == _FG) | (labels == _PR_FG)
+            mask &= base.allowed
+        else:
+            mask = self._clicks_only(pos, fg_seed, bg_seed)
+        return self._clean(mask, pos)
+
+    def preview(self, hints: Hints) -> np.ndarray:
+        """Alpha (float32, 0 or 1) at ``preview_size``: what the product would be for these hints."""
+        return self.preview_mask(hints).astype(np.float32)
+
+    def _clicks_only(self, pos, fg_seed, bg_seed) -> np.ndarray:
+        pw, ph = self.preview_size
+        auto = self._auto_preview_mask()
+        if auto is not None:
+            # a positive click selects the parts of the automatic mask it touches
+            n, lab = cv2.connectedComponents(auto.astype(np.uint8), connectivity=8)
+            touched = np.unique(lab[fg_seed & auto])
+            touched = touched[touched > 0]
+            base = np.isin(lab, touched) if len(touched) else auto
+            conflict = (fg_seed & ~base).any() or (bg_seed & base).any()
+            if not conflict:
+                return base
+            start = base
+        else:
+            if not pos:
+                return np.zeros((ph, pw), bool)
+            # cluttered photo, clicks only: start from a disk around the clicks
+            r = max(self._radius * 4, round(0.15 * max(pw, ph)))
+            start = _disk_mask((ph, pw), pos, r)
+        region = cv2.dilate((start | fg_seed).astype(np.uint8), R.disk(max(4, round(0.1 * max(pw, ph)))))
+        ys, xs = np.nonzero(region)
+        roi = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+        x0, y0, x1, y1 = roi
+        sl = (slice(y0, y1), slice(x0, x1))
+        labels = np.where(start[sl], _PR_FG, _PR_BG).astype(np.uint8)
+        labels[fg_seed[sl]] = _FG
+        labels[bg_seed[sl]] = _BG
+        labels, _, _ = self._grabcut(roi, labels, self.params.iterations)
+        mask = np.zeros((ph, pw), bool)
+        mask[sl] = (labels == _FG) | (labels == _PR_FG)
+        return mask
+
+    def _clean(self, mask: np.ndarray, pos) -> np.ndarray:
+        prm = self.params
+        if not mask.any():
+            return mask
+        n, lab, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+        areas = stats[:, cv2.CC_STAT_AREA].copy()
+        areas[0] = 0
+        keep = areas >= prm.min_part * areas.max()
+        for x, y in pos:  # a part the user clicked on stays, however small
+            keep[lab[y, x]] = True
+        keep[0] = False
+        mask = keep[lab]
+        limit = prm.max_false_hole * mask.sum()
+        return R.fill_false_holes(mask, lambda hole: False, min_area=int(limit) + 1)
+
+    def commit(self, hints: Hints, progress: ProgressFn = no_progress) -> Matte:
+        """The final matte at the photo's size: preview mask, soft edges at full resolution."""
+        t0 = time.perf_counter()
+        progress("segment", 0.1, "cutting out (hints)")
+        mask = self.preview_mask(hints)
+        if not mask.any():
+            raise NoProductFoundError(f"{self.photo.source}: no product found for these hints "
+                                      "(the box or clicks select nothing)")
+        t1 = time.perf_counter()
+        progress("segment", 0.6, "refining the edges")
+        auto = self.plain_backdrop()
+        if auto is not None:
+            ah, aw = auto.mask.shape
+            m = cv2.resize(mask.astype(np.float32), (aw, ah), interpolation=cv2.INTER_LINEAR) >= 0.5
+            fields = R.edge_fields(auto.p, m, auto.background, band=self.classic.band)
+            alpha, fg = R.full_res_matte(self.photo.rgb, fields, snap=self.classic.snap)
+        else:
+            fields = R.local_edge_fields(self.p, mask, band=self.params.band)
+            alpha, fg = R.full_res_matte(self.photo.rgb, fields, snap=self.classic.snap)
+        if not (alpha >= 0.5).any():
+            raise NoProductFoundError(f"{self.photo.source}: no product found for these hints")
+        return Matte(alpha=alpha, engine="classic", foreground=fg,
+                     notes=("classic: interactive (GrabCut from hints)",),
+                     timings={"segment.preview": t1 - t0, "segment.refine": time.perf_counter() - t1})
