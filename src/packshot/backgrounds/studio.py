@@ -141,7 +141,8 @@ class StudioEngine:
     def render(self, job: SceneJob, progress: ProgressFn = no_progress) -> list[Scene]:
         W, H = job.layer.size
         placement = job.layer.placement
-        prompt = str(getattr(job.request, "prompt", "") or "")
+        req = job.request
+        prompt = str((req.get("prompt") if isinstance(req, dict) else getattr(req, "prompt", "")) or "")
         parsed = parse_prompt(prompt)
         out = []
         for i, seed in enumerate(job.seeds):
@@ -206,7 +207,7 @@ def resolve(p: ParsedPrompt, rng: np.random.Generator, w: int, h: int,
     else:
         c = None
     if p.accent == "gold" and floor_kind == "marble" and "vein_rgb" not in extra:
-        extra["vein_rgb"] = rgb_of("gold")
+        extra["vein_rgb"] = rgb_of("gold") * F32(0.85)
 
     named_back = list(p.backdrop.colours)
     palette = p.palette
@@ -377,10 +378,10 @@ def _floor(look: Look, rng, wall: np.ndarray, top: int, h: int, w: int, scale: f
         refl = wall[idx] if top > 0 else np.broadcast_to(look.floor_rgb, (F, w, 3))
         refl = cv2.GaussianBlur(np.ascontiguousarray(refl), (0, 0), 1.2)
         return refl * (look.floor_rgb / F32(max(float(look.floor_rgb.max()), 1e-3)) * F32(0.8))
-    s = 0.6
+    s = 0.75
     tw = int(round(w * r * s))
     th = int(round(F * r * s / e))
-    cap = 1.6 * w * h * s * s
+    cap = 2.0 * w * h * s * s
     if tw * th > cap:
         k = math.sqrt(cap / (tw * th))
         tw, th, s = max(8, int(tw * k)), max(8, int(th * k)), s * k
@@ -629,7 +630,7 @@ def _light_map(look: Look, rng, lh: int, lw: int, horizon_frac: float | None) ->
         by = y1 * sy
         floor_spot = np.exp(-((xx - F32(cx)) ** 2 / F32(2 * (pwl * 1.1) ** 2) + (yy - F32(by)) ** 2 / F32(2 * (phl * 0.18) ** 2)))
         spot = np.maximum(wall_spot, floor_spot)
-        L *= F32(1 - 0.6 * look.spot) + F32(0.95 * look.spot) * spot
+        L *= F32(1 - 0.62 * look.spot) + F32(0.72 * look.spot) * spot
     if horizon_frac is not None:  # occlusion where the surface meets the wall
         hy = horizon_frac * lh
         L *= F32(1) - F32(0.10) * np.exp(-((yy - F32(hy)) / F32(max(1.0, 0.03 * lh))) ** 2)

@@ -116,12 +116,12 @@ def marble(rng, h, w, scale, rgb, amount=1.0, vein_rgb=None):
     n1 = _rotated(rng, h, w, scale, 0.35, 1.5, 5, 0.55, ang)
     n2 = _rotated(rng, h, w, scale, 0.8, 2.5, 4, 0.5, ang + rng.uniform(-0.4, 0.4))
     thick = np.clip(F32(0.6) + F32(0.6) * lowres(lambda p, q: noise(rng, p, q, uy * 1.5, ux * 1.5), h, w, 4),
-                    F32(0.1), F32(1.5))
+                    F32(0.4), F32(1.5))
     width = F32(0.07)
     a1 = np.abs(n1)
     veins = np.clip(F32(1) - a1 / (width * thick), 0, 1) ** 1.5 * F32(0.7)
     halo = np.clip(F32(1) - a1 / (width * F32(5) * thick), 0, 1) ** 2
-    veins = np.maximum(veins, np.clip(F32(1) - np.abs(n2) / F32(0.035), 0, 1) ** 1.5 * F32(0.35))
+    veins = np.maximum(veins, np.clip(F32(1) - np.abs(n2) / F32(0.06), 0, 1) ** 2 * F32(0.25))
     cloud = lowres(lambda p, q: fbm(rng, p, q, uy * 1.2, ux * 1.2, 4), h, w, 4)
     base = colourise(rgb, F32(1) + F32(0.03 * amount) * cloud)
     t = np.clip((veins + F32(0.22) * halo) * F32(min(1.0, 0.9 * amount)), 0, 1)
