@@ -119,7 +119,7 @@ def test_embedding_computed_once_for_many_clicks(settings, photo, monkeypatch):
     assert len(forward_spy.calls) == 5               # one decoder pass per click
     assert all(c["image_embeddings"] is session.embedding.tensor for c in forward_spy.calls)
     assert all("pixel_values" not in c for c in forward_spy.calls)
-    assert previews[0].alpha.shape == (H, W)         # smaller than preview_side: photo size
+    assert previews[0].shape == (H, W) and previews[0].dtype == np.float32  # photo < preview_side
 
     # the same pixels in another Photo object hit the segmenter's cache; other pixels do not
     seg.segment(Photo(rgb=photo.rgb.copy(), source="again"), Hints(points=((200, 150),)))
@@ -135,9 +135,25 @@ def test_preview_size_and_commit(settings, photo):
     session = seg.session(photo, preview_side=200)
     session.add_point(200, 150)
     prev = session.preview()
-    assert prev.alpha.shape == (150, 200)            # longest side 200, aspect kept
+    assert session.preview_size == (200, 150)        # longest side 200, aspect kept
+    assert prev.shape == (150, 200) and 0.0 <= prev.min() and prev.max() <= 1.0
     full = session.commit()
     assert full.alpha.shape == (H, W) and full.engine == "sam"
+    with pytest.raises(InvalidInputError, match="nothing to commit"):
+        seg.session(photo).commit()
+
+
+def test_committed_matte_is_refined_at_full_resolution(settings, photo):
+    hints = Hints(boxes=((100, 50, 300, 250),))
+    raw = _segmenter(settings, refine=False).segment(photo, hints)
+    ref = _segmenter(settings).segment(photo, hints)
+    assert raw.foreground is None
+    assert ref.foreground.shape == (H, W, 3) and ref.foreground.dtype == np.uint8
+    assert any("refined" in n for n in ref.notes) and "sam_refine" in ref.timings
+    opaque = ref.alpha == 1.0
+    assert opaque.any()
+    np.testing.assert_array_equal(ref.foreground[opaque], photo.rgb[opaque])  # opaque pixels untouched
+    assert ref.alpha[:, :100].max() == 0.0                                     # still inside the box
 
 
 def test_sessions_do_not_share_click_state(settings, photo):
@@ -238,7 +254,7 @@ def test_mask_nms_matches_a_slow_reference():
 def test_text_candidates_ranked(settings, model_dir, photo, ranker):
     from packshot.segment.text import text_candidates
 
-    seg = _segmenter(settings, text_model=str(model_dir / ranker))
+    seg = _segmenter(settings, text_model=str(model_dir / ranker), refine=False)
     cands = text_candidates(photo, "the mug", k=5, segmenter=seg)
     assert len(cands) == 5
     scores = [s for _, s in cands]
@@ -352,7 +368,7 @@ def test_cli_text_through_model_dir(model_dir, photo_file, tmp_path):
 def test_cli_generate_with_sam(model_dir, photo_file, tmp_path):
     out = tmp_path / "gen"
     r = run_cli("generate", photo_file, "--engine", "sam", "--sam-model", model_dir / "sam-vit-base",
-                "--box", "60,30,340,280", "-n", "1", "--seed", "3", "--size", "256x256", "-o", out, timeout=300)
+                "--box", "60,30,340,280", "-n", "1", "--seed", "3", "--size", "256x256", "-o", out, timeout=120)
     assert r.returncode == 0, r.stderr
     doc = json.loads((out / "results.json").read_text())
     assert doc["cutout"]["engine"] == "sam"

@@ -507,15 +507,20 @@ class SamSegmenter:
             alpha, note = self._salient(photo, emb)
             notes.append(note)
         alpha = _restrict_to_boxes(alpha, hints.boxes)
-        if self.refine:
-            alpha, refine_note = _refine(photo, alpha)
-            if refine_note:
-                notes.append(refine_note)
-        if (alpha >= 0.5).sum() == 0:
+        foreground = None
+        if self.refine and (alpha >= 0.5).any():
+            progress("segment", 0.8, "refining the edges")
+            t = time.perf_counter()
+            refined = _refine(photo, alpha)
+            if refined is not None:
+                alpha, foreground = _restrict_to_boxes(refined[0], hints.boxes), refined[1]
+                notes.append("sam: edges refined at full resolution (narrow band, decontaminated)")
+                timings["sam_refine"] = time.perf_counter() - t
+        if not (alpha >= 0.5).any():
             raise NoProductFoundError(f"{photo.source}: SAM found no product for these hints")
         timings["sam_total"] = time.perf_counter() - t0
         progress("segment", 1.0, "SAM done")
-        return Matte(alpha=alpha, engine=self.name, notes=tuple(notes), timings=timings)
+        return Matte(alpha=alpha, engine=self.name, foreground=foreground, notes=tuple(notes), timings=timings)
 
     def _prompted(self, emb: Embedding, hints: Hints, size, timings: dict) -> np.ndarray:
         pred = self.predict(emb, hints)
@@ -543,6 +548,7 @@ class SamSegmenter:
 
     # -- interactive -------------------------------------------------------------------------
     def session(self, photo: Photo, preview_side: int = 1024) -> "SamSession":
+        """A new interactive session for one photo and one user (embedding from this cache)."""
         return SamSession(photo, segmenter=self, preview_side=preview_side)
 
 
@@ -572,18 +578,16 @@ def _restrict_to_boxes(alpha: np.ndarray, boxes: tuple[Box, ...]) -> np.ndarray:
     return np.where(keep, alpha, np.float32(0)).astype(np.float32)
 
 
-def _refine(photo: Photo, alpha: np.ndarray) -> tuple[np.ndarray, str | None]:
-    """The classic engineer's edge refinement (segment/refine.py) when it exists; else as is."""
+def _refine(photo: Photo, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """Edge refinement shared with the classic engine (``segment/refine.py``: threshold on a
+    preview, soft alpha in a thin band at full resolution, decontaminated colour) where that module
+    provides ``refine_matte``; None where it does not (the raw SAM matte is kept)."""
     try:
-        from . import refine as refine_mod
+        from .refine import refine_matte
     except ImportError:
-        return alpha, None
-    fn = getattr(refine_mod, "refine_matte", None)
-    if fn is None:
-        return alpha, None
-    out = fn(photo.rgb, alpha)
-    out = getattr(out, "alpha", out)
-    return np.asarray(out, np.float32), "sam: edges refined"
+        return None
+    out = refine_matte(photo.rgb, alpha)
+    return np.asarray(out.alpha, np.float32), out.foreground
 
 
 # --------------------------------------------------------------------------------------------
@@ -592,21 +596,26 @@ def _refine(photo: Photo, alpha: np.ndarray) -> tuple[np.ndarray, str | None]:
 class SamSession:
     """Click state for ONE photo and ONE user; the embedding is computed once, at construction.
 
-    ``preview(hints)`` is cheap (prompt encoder + mask decoder + one upsample to at most
-    ``preview_side`` px): call it on every click. ``commit(hints)`` returns the full-resolution,
-    refined matte. Clicks can also be accumulated here with ``add_point`` / ``set_box`` /
-    ``undo`` / ``reset``; ``hints`` is then the state. Sessions share nothing with each other
-    (the segmenter's embedding cache holds pixels-derived tensors only, no clicks).
+    Same shape as the classic engine's ``InteractiveCutout``: ``preview(hints)`` -> float32 alpha
+    at ``preview_size`` (width, height; the photo scaled to at most ``preview_side``), cheap
+    (prompt encoder + mask decoder + one upsample): call it on every click. ``commit(hints)`` ->
+    the full-resolution, refined Matte. ``hints`` may be omitted: the session's own click state
+    (``add_point`` / ``set_box`` / ``undo`` / ``reset``) is used. Sessions share nothing with each
+    other (the segmenter's embedding cache holds tensors derived from pixels only, no clicks).
     """
 
     def __init__(self, photo: Photo, segmenter: SamSegmenter | None = None, *,
                  settings: Settings | None = None, model: str | None = None, preview_side: int = 1024):
         self.photo = photo
         self.segmenter = segmenter or SamSegmenter(settings, model)
-        self.preview_side = preview_side
+        w, h = photo.size
+        s = min(1.0, preview_side / max(w, h))
+        self.scale = s
+        self.preview_size = (max(1, round(w * s)), max(1, round(h * s)))
         self.embedding = self.segmenter.embed(photo)
         self.hints = Hints()
         self._history: list[Hints] = []
+        self.timings: dict[str, float] = {"embed": self.embedding.seconds}
 
     # click state
     def add_point(self, x: int, y: int, positive: bool = True) -> Hints:
@@ -632,27 +641,23 @@ class SamSession:
         self.hints = Hints()
         return self.hints
 
-    def preview_size(self) -> tuple[int, int]:
-        w, h = self.photo.size
-        s = min(1.0, self.preview_side / max(w, h))
-        return max(1, round(w * s)), max(1, round(h * s))
-
-    def preview(self, hints: Hints | None = None) -> Matte:
-        """Quick matte at preview size (``preview_size()``, width x height), no refinement."""
+    def preview(self, hints: Hints | None = None) -> np.ndarray:
+        """Soft alpha (float32 in [0, 1]) at ``preview_size``, no refinement; ``timings['preview']``."""
         hints = self.hints if hints is None else hints
-        timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        size = self.preview_size()
-        alpha = self.segmenter._prompted(self.embedding, hints, size, timings)
+        alpha = self.segmenter._prompted(self.embedding, hints, self.preview_size, self.timings)
         if hints.boxes:
-            s = size[0] / self.photo.size[0], size[1] / self.photo.size[1]
-            boxes = tuple((int(b[0] * s[0]), int(b[1] * s[1]), max(int(b[0] * s[0]) + 1, round(b[2] * s[0])),
-                           max(int(b[1] * s[1]) + 1, round(b[3] * s[1]))) for b in hints.boxes)
+            pw, ph = self.preview_size
+            sx, sy = pw / self.photo.size[0], ph / self.photo.size[1]
+            boxes = tuple((int(b[0] * sx), int(b[1] * sy), max(int(b[0] * sx) + 1, round(b[2] * sx)),
+                           max(int(b[1] * sy) + 1, round(b[3] * sy))) for b in hints.boxes)
             alpha = _restrict_to_boxes(alpha, boxes)
-        timings["preview"] = time.perf_counter() - t0
-        return Matte(alpha=alpha, engine="sam", notes=("preview",), timings=timings)
+        self.timings["preview"] = time.perf_counter() - t0
+        return alpha
 
-    def commit(self, hints: Hints | None = None) -> Matte:
+    def commit(self, hints: Hints | None = None, progress: ProgressFn = no_progress) -> Matte:
         """The final matte: photo size, refined. Raises NoProductFoundError when empty."""
         hints = self.hints if hints is None else hints
-        return self.segmenter.segment(self.photo, hints)
+        if not (hints.points or hints.neg_points or hints.boxes):
+            raise InvalidInputError("nothing to commit: click on the product or draw a box first")
+        return self.segmenter.segment(self.photo, hints, progress)
