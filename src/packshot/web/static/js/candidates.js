@@ -39,10 +39,8 @@ export function resultCard(result, opts = {}) {
   });
 
   const score = headlineScore(result.scores);
-  const scoreDetails = Object.entries(result.scores || {})
-    .filter(([, v]) => typeof v === "number")
-    .map(([k, v]) => `${k.replace(/_/g, " ")} ${fmtScore(v)}`)
-    .join(" · ");
+  const numericScores = Object.entries(result.scores || {}).filter(([, v]) => typeof v === "number");
+  const scoreDetails = numericScores.map(([k, v]) => `${k.replace(/_/g, " ")} ${fmtScore(v)}`).join(" · ");
 
   // ---- rating
   const ratingName = nextId("rating");
@@ -51,7 +49,7 @@ export function resultCard(result, opts = {}) {
   const rating = h("fieldset", { class: "stars", "aria-labelledby": legendId },
     h("legend", { id: legendId, class: "visually-hidden" }, `Rating of ${label}`),
     [1, 2, 3, 4, 5].map((value) => {
-      const input = h("input", { type: "radio", name: ratingName, value: String(value), class: "visually-hidden",
+      const input = h("input", { type: "radio", name: ratingName, value: String(value),
                                  checked: result.rating === value,
                                  onchange: () => rate(value) });
       stars.push(input);
@@ -133,7 +131,7 @@ export function resultCard(result, opts = {}) {
                       onclick: () => opts.onVariations(result) }, "Variations")
       : null,
     opts.onDelete
-      ? h("button", { type: "button", class: "btn btn-small btn-quiet danger", "aria-label": `Delete ${label}`,
+      ? h("button", { type: "button", class: "btn btn-small btn-quiet danger push-right", "aria-label": `Delete ${label}`,
           async onclick(event) {
             if (!confirm("Delete this result? Its image is removed for good.")) return;
             const b = event.currentTarget;
@@ -161,7 +159,7 @@ export function resultCard(result, opts = {}) {
         ? h("p", { class: "result-prompt", title: result.prompt }, result.prompt || h("em", {}, "(no prompt)"))
         : null,
       opts.showPrompt ? h("p", { class: "muted small" }, formatDate(result.created_at)) : null,
-      scoreDetails ? h("p", { class: "scores muted small" }, scoreDetails) : null,
+      numericScores.length > 1 ? h("p", { class: "scores muted small" }, scoreDetails) : null,
       rating,
       actions,
       downloads));

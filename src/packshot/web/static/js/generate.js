@@ -352,9 +352,20 @@ export function createGenerateTab(ctx) {
       started = true;
       await init();
     }
-    const params = result.parameters || {};
+    // the request that made it lives on its job; result.parameters is only a display summary
+    let params = {};
+    try {
+      if (result.job_id) params = (await get(`${API}/jobs/${encodeURIComponent(result.job_id)}`)).request || {};
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 404)) {
+        showError(err, { context: "Variations" });
+        return;
+      }
+    }
     const body = { product_id: product.id, photo_id: result.photo_id || (ctx.photo && ctx.photo.id) };
     for (const key of REQUEST_FIELDS) if (params[key] !== undefined && params[key] !== null) body[key] = params[key];
+    if (body.preset) delete body.size; // preset and size are exclusive; a preset's size is its own
+    if (body.keep_framing) { delete body.size; delete body.preset; delete body.aspect; }
     if (!body.prompt && result.prompt) body.prompt = result.prompt;
     if (!body.engine && result.engine) body.engine = result.engine;
     const n = Number(count.value);

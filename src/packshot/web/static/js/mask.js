@@ -380,7 +380,9 @@ export class MaskEditor {
       this.draw();
     });
     c.addEventListener("blur", () => this.draw());
+    c.addEventListener("pointerdown", () => { this.keyboard = false; });
     c.addEventListener("keydown", (e) => {
+      this.keyboard = true;
       const stepCss = e.shiftKey ? 40 : 8;
       const step = Math.max(1, Math.round(stepCss / this.scale));
       const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
@@ -450,7 +452,7 @@ export class MaskEditor {
     }
     for (const p of this.state.points) drawPoint(g, p, s, true);
     for (const p of this.state.neg_points) drawPoint(g, p, s, false);
-    if (document.activeElement === c && this.cross) {
+    if (document.activeElement === c && this.cross && (this.keyboard || c.matches(":focus-visible"))) {
       if (this.boxAnchor) {
         const [a, e] = [this.boxAnchor, this.cross];
         drawBox(g, [Math.min(a[0], e[0]), Math.min(a[1], e[1]), Math.max(a[0], e[0]), Math.max(a[1], e[1])], s, true);
