@@ -1,0 +1,256 @@
+"""Contact and cast shadows from the product's silhouette.
+
+Geometry (canvas pixels; ``base`` = the row just under the product's lowest opaque rows,
+``h`` = a silhouette pixel's height above the floor, ``hp`` = the product's height):
+
+* **footprint**: a column whose lowest opaque point is within ``FOOTPRINT * hp`` of the base
+  touches the floor there (a round base seen from above is an arc); columns higher up (a mug's
+  handle) are in the air. See :func:`footprint_profile`.
+* **contact shadow** (occlusion where the product meets the floor): a line along the footprint's
+  bottom profile, fading over ``CONTACT_HEIGHT * hp`` above it and ``CONTACT_SQUASH`` times that
+  below, blurred by ``CONTACT_SIGMA * hp``, normalised to peak 1. Independent of the light:
+  built once per layer.
+* **cast shadow**: the silhouette projected on the floor plane along ``light_dir = (dx, dy)``
+  (the unit direction the light travels in the image). A point at height ``h`` lands at
+  ``(x + L*dx*h, foot + L*Q*dy*h)``: ``L = CAST_LENGTH`` is the shadow's length relative to the
+  height, ``Q = FLOOR_FORESHORTEN`` squashes the floor's depth axis (image rows). So ``dx > 0``
+  (light from the left) lays the shadow to the right, ``dy > 0`` (light travelling down the
+  image, i.e. toward the viewer on the floor) in front of the base, ``dy < 0`` behind it. The
+  shadow is sharp at the foot and blurs with the distance (three Gaussian levels mixed by
+  ``t = h / hp``, ``CAST_SIGMA_NEAR`` -> ``CAST_SIGMA_FAR``); its opacity fades by
+  ``CAST_FADE * t``. Cached per (layer, light direction).
+
+Both are built on one reduced grid (an integer factor ``d`` so that the shadow region's longer
+side is at most ``GRID`` cells; block means, so cell centres map exactly), then upsampled
+bilinearly over their non-zero part only and applied as a multiplicative darkening of the
+background, ``bg * (1 - S)``, ``S = 1 - (1 - kc * contact) * (1 - ks * cast)``, with ``kc`` and
+``ks`` from ``scene.shadow_strength`` (the cast shadow is weaker on glossy floors).
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+CONTACT_HEIGHT = 0.03      # fraction of hp: how high above the base still darkens the contact
+CONTACT_SQUASH = 0.35      # flipped contact footprint below the base, squashed
+CONTACT_SIGMA = 0.012      # fraction of hp
+FOOTPRINT = 0.1            # a column whose bottom is this close (fraction of hp) to the base touches the floor
+CAST_LENGTH = 0.6          # shadow length / product height
+FLOOR_FORESHORTEN = 0.4    # vertical squash of the floor plane
+MIN_DEPTH = 0.06           # the cast shadow never collapses to a line (fraction of hp)
+CAST_SIGMA_NEAR = 0.012    # fractions of hp
+CAST_SIGMA_FAR = 0.08
+CAST_FADE = 0.7
+GRID = 384                 # longest side of the reduced grid, cells
+
+
+def _ref(prep) -> float:
+    """Reference size of the product for shadow scales: its height, never tiny vs its width."""
+    return float(max(prep.height, 0.35 * prep.width, 4))
+
+
+class Grid:
+    """The reduced grid: cell (i, j) covers canvas rows ``y0 + i*d ..`` and columns ``x0 + j*d ..``.
+
+    ``sil`` is the block-mean alpha on that grid (float32 ``lh x lw``); ``to_cell(x, y)`` maps a
+    canvas point (pixel centres) to grid coordinates (cell centres).
+    """
+
+    def __init__(self, prep, layer):
+        hp = _ref(prep)
+        x0, y0, x1, y1 = prep.box
+        base = prep.base_y
+        margin = 3 * CAST_SIGMA_FAR * hp + 2
+        reach_x = CAST_LENGTH * hp
+        reach_y = CAST_LENGTH * FLOOR_FORESHORTEN * hp + CONTACT_SQUASH * CONTACT_HEIGHT * 4 * hp
+        gx0 = math.floor(x0 - reach_x - margin)
+        gx1 = math.ceil(x1 + reach_x + margin)
+        gy0 = math.floor(min(y0, base - reach_y) - margin)
+        gy1 = math.ceil(max(y1, base + reach_y) + margin)
+        d = max(1, math.ceil(max(gx1 - gx0, gy1 - gy0) / GRID))
+        lw, lh = math.ceil((gx1 - gx0) / d), math.ceil((gy1 - gy0) / d)
+        self.x0, self.y0, self.d, self.lw, self.lh = gx0, gy0, d, lw, lh
+        self.hp = hp
+        self.base = base
+        # block means of alpha over the cells that touch the alpha box (zeros outside the canvas)
+        j0, j1 = (x0 - gx0) // d, -(-(x1 - gx0) // d)
+        i0, i1 = (y0 - gy0) // d, -(-(y1 - gy0) // d)
+        cx0, cy0, cx1, cy1 = gx0 + j0 * d, gy0 + i0 * d, gx0 + j1 * d, gy0 + i1 * d
+        W, H = prep.size
+        crop = np.zeros((cy1 - cy0, cx1 - cx0), np.float32)
+        sx0, sy0, sx1, sy1 = max(cx0, 0), max(cy0, 0), min(cx1, W), min(cy1, H)
+        crop[sy0 - cy0:sy1 - cy0, sx0 - cx0:sx1 - cx0] = layer.alpha[sy0:sy1, sx0:sx1]
+        sil = np.zeros((lh, lw), np.float32)
+        sil[i0:i1, j0:j1] = cv2.resize(crop, (j1 - j0, i1 - i0), interpolation=cv2.INTER_AREA) \
+            if d > 1 else crop
+        self.sil = sil
+
+    def to_cell(self, x: float, y: float) -> tuple[float, float]:
+        return (x + 0.5 - self.x0) / self.d - 0.5, (y + 0.5 - self.y0) / self.d - 0.5
+
+    def rows(self) -> np.ndarray:
+        """Canvas y (pixel-centre coordinates) of each grid row, float32 (lh, 1)."""
+        return (self.y0 + (np.arange(self.lh, dtype=np.float32) + 0.5) * self.d - 0.5)[:, None]
+
+    def warp_floor(self, src: np.ndarray, ax: float, ay: float) -> np.ndarray:
+        """Map each canvas point at height ``h = base - y`` to ``(x + ax*h, base + ay*h)``."""
+        d = self.d
+        # canvas X = x0 + (u+.5)d - .5 ; u' = (X' + .5 - x0)/d - .5  (same for v); b = base line
+        b = self.base - 0.5  # the boundary between the last product row and the floor
+        # X' = X + ax*(b - Y),  Y' = b + ay*(b - Y)
+        # in cells: u' = u + ax*(bc - v), v' = bc + ay*(bc - v) with bc = b in cell coordinates
+        bc = (b + 0.5 - self.y0) / d - 0.5
+        M = np.float32([[1, -ax, ax * bc], [0, -ay, bc + ay * bc]])
+        return cv2.warpAffine(src, M, (self.lw, self.lh), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def _blur(img: np.ndarray, sigma: float) -> np.ndarray:
+    if sigma < 0.3:
+        return img
+    return cv2.GaussianBlur(img, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
+
+
+def grid_of(prep, layer) -> Grid:
+    return prep.cached(("shadow-grid",), lambda: Grid(prep, layer))
+
+
+def footprint_profile(bottom: np.ndarray, base: float, reach: float) -> tuple[np.ndarray, np.ndarray]:
+    """Where the product touches the floor, per column.
+
+    ``bottom`` (w,) float: the y of each column's lowest opaque point (NaN: empty column), ``base``
+    the lowest of all, ``reach`` how far above ``base`` a column's bottom may be and still touch
+    the floor (a round base seen from above is an arc, not a line). Returns ``(weight, lift)``:
+    ``weight`` in [0, 1], 1 on the floor, 0 for parts in the air (a handle); ``lift`` the height of
+    the column's contact point above ``base`` (0 for parts in the air), continuous across columns.
+    """
+    gap = np.nan_to_num(base - bottom, nan=2 * reach).clip(0, 2 * reach)
+    weight = (2 - 2 * gap / reach).clip(0, 1)   # 1 up to reach/2, 0 from reach on
+    return weight.astype(np.float32), (gap * weight).astype(np.float32)
+
+
+def _bottoms(sil: np.ndarray) -> np.ndarray:
+    """Per column, the row index of the lowest cell with ``sil >= 0.5`` (NaN: none), float32."""
+    on = sil >= 0.5
+    last = sil.shape[0] - 1 - np.argmax(on[::-1], axis=0)
+    return np.where(on.any(axis=0), last, np.nan).astype(np.float32)
+
+
+def grid_footprint(prep, layer):
+    """(weight, lift, bottom) on the shadow grid, per grid column (cells)."""
+    def build():
+        g = grid_of(prep, layer)
+        bottom = _bottoms(g.sil)
+        bc = (g.base - 0.5 + 0.5 - g.y0) / g.d - 0.5  # the base line, in cells
+        weight, lift = footprint_profile(bottom + 0.5, bc, FOOTPRINT * g.hp / g.d)
+        return weight, lift, bottom
+    return prep.cached(("footprint",), build)
+
+
+def _shift_columns(img: np.ndarray, lift: np.ndarray, sign: float) -> np.ndarray:
+    """Move column j down by ``sign * lift[j]`` cells (bilinear)."""
+    h, w = img.shape
+    map_x = np.broadcast_to(np.arange(w, dtype=np.float32)[None, :], (h, w))
+    map_y = np.arange(h, dtype=np.float32)[:, None] - sign * lift[None, :]
+    return cv2.remap(img, np.ascontiguousarray(map_x), np.ascontiguousarray(map_y, dtype=np.float32),
+                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def contact_map(prep, layer) -> np.ndarray:
+    """Contact shadow on the grid, float32 in [0, 1], peak 1 (once per layer).
+
+    A thin line along the bottom profile of the columns that touch the floor (see
+    :func:`footprint_profile`), fading over ``CONTACT_HEIGHT * hp`` above and
+    ``CONTACT_SQUASH`` times that below, blurred by ``CONTACT_SIGMA * hp``.
+    """
+    def build():
+        g = grid_of(prep, layer)
+        weight, _, bottom = grid_footprint(prep, layer)
+        h0 = max(0.5, CONTACT_HEIGHT * g.hp / g.d)
+        rows = np.arange(g.lh, dtype=np.float32)[:, None]
+        dist = rows - np.nan_to_num(bottom, nan=-1e6)[None, :]   # > 0 below the column's bottom
+        src = np.exp(np.minimum(dist, 0) / h0 - np.maximum(dist, 0) / (CONTACT_SQUASH * h0))
+        src = (src * weight[None, :]).astype(np.float32)
+        c = _blur(src, max(0.7, CONTACT_SIGMA * g.hp / g.d))
+        peak = float(c.max())
+        return c / peak if peak > 1e-6 else c
+    return prep.cached(("contact",), build)
+
+
+def cast_map(prep, layer, light_dir) -> np.ndarray:
+    """Cast shadow on the grid for one light direction, float32 in [0, 1] (cached per direction).
+
+    The silhouette's columns are first lowered by their footprint lift (so a round base's arc
+    becomes the flat base line), projected with :meth:`Grid.warp_floor`, then raised back: the
+    shadow starts right at the arc where the product touches the floor.
+    """
+    dx, dy = (float(v) for v in light_dir)
+    n = math.hypot(dx, dy)
+    dx, dy = (dx / n, dy / n) if n > 1e-6 else (0.0, 1.0)
+    key = ("cast", round(dx, 3), round(dy, 3))
+
+    def build():
+        g = grid_of(prep, layer)
+        _, lift, _ = grid_footprint(prep, layer)
+        ax = CAST_LENGTH * dx
+        ay = CAST_LENGTH * FLOOR_FORESHORTEN * dy
+        if abs(ay) < MIN_DEPTH:
+            ay = math.copysign(MIN_DEPTH, dy if dy != 0 else 1.0)
+        flat = _shift_columns(g.sil, lift, +1) if lift.any() else g.sil
+        sh = g.warp_floor(flat, ax, ay)
+        if lift.any():
+            sh = _shift_columns(sh, lift, -1)
+        # t = original height / hp of each floor row: |y' - base| / (|ay| * hp)
+        t = (np.abs(g.rows() - (g.base - 0.5)) / (abs(ay) * g.hp)).clip(0, 1).astype(np.float32)
+        near = _blur(sh, CAST_SIGMA_NEAR * g.hp / g.d)
+        mid = _blur(sh, 0.5 * (CAST_SIGMA_NEAR + CAST_SIGMA_FAR) * g.hp / g.d)
+        far = _blur(sh, CAST_SIGMA_FAR * g.hp / g.d)
+        w_near = (1 - 2 * t).clip(min=0)
+        w_far = (2 * t - 1).clip(min=0)
+        w_mid = 1 - w_near - w_far
+        out = near * w_near + mid * w_mid + far * w_far
+        out *= 1 - CAST_FADE * t
+        return out.clip(0, 1)
+    return prep.cached(key, build)
+
+
+def shadow_strengths(strength: float, gloss: float) -> tuple[float, float]:
+    """(contact opacity, cast opacity) for ``scene.shadow_strength`` in [0, 1]."""
+    s = min(max(float(strength), 0.0), 1.0)
+    kc = min(0.85, 1.2 * s)
+    ks = min(0.7, 0.7 * s) * (1 - 0.5 * min(max(gloss, 0.0), 1.0))
+    return kc, ks
+
+
+def shadow_on_grid(prep, layer, light_dir, strength: float, gloss: float = 0.0) -> np.ndarray:
+    """Total darkening ``S`` in [0, 1] on the shadow grid."""
+    kc, ks = shadow_strengths(strength, gloss)
+    c = contact_map(prep, layer)
+    s = cast_map(prep, layer, light_dir)
+    return 1 - (1 - kc * c) * (1 - ks * s)
+
+
+def render_shadows(out: np.ndarray, prep, layer, light_dir, strength: float, gloss: float = 0.0) -> None:
+    """Darken ``out`` (HxWx3 uint8, the background) in place with the contact and cast shadows."""
+    g = grid_of(prep, layer)
+    S = shadow_on_grid(prep, layer, light_dir, strength, gloss)
+    nz = S > (0.5 / 255)
+    if not nz.any():
+        return
+    x, y, w, h = cv2.boundingRect(nz.view(np.uint8))
+    d = g.d
+    sub = np.ascontiguousarray(S[y:y + h, x:x + w])
+    # canvas region of those cells, then its part inside the canvas
+    X0, Y0 = g.x0 + x * d, g.y0 + y * d
+    W, H = prep.size
+    cx0, cy0, cx1, cy1 = max(X0, 0), max(Y0, 0), min(X0 + w * d, W), min(Y0 + h * d, H)
+    if cx0 >= cx1 or cy0 >= cy1:
+        return
+    if d > 1:
+        # bilinear upsampling by an integer factor keeps cell centres on pixel centres
+        sub = cv2.resize(sub, (w * d, h * d), interpolation=cv2.INTER_LINEAR)
+    keep = (1.0 - sub[cy0 - Y0:cy1 - Y0, cx0 - X0:cx1 - X0])
+    region = out[cy0:cy1, cx0:cx1]
+    region[...] = cv2.multiply(region, cv2.merge([keep, keep, keep]), dtype=cv2.CV_8U)
