@@ -10,6 +10,7 @@ Without chromium the tests skip with a reason, except on CI (CI=true), where the
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -138,6 +139,12 @@ def start_server(tmp_path_factory, name: str, *extra_args: str) -> Server:
     return Server(data_dir, data_dir / "server.log", extra_args)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def chromium_present():
+    """Checked first, so a machine without the browser skips before starting any server."""
+    _sync_playwright()
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     srv = start_server(tmp_path_factory, "web")
@@ -165,6 +172,8 @@ def page(browser, request):
     pg.console_errors = []
     pg.on("pageerror", lambda e: pg.errors.append(str(e)))
     pg.on("console", lambda m: m.type == "error" and pg.console_errors.append(m.text))
+    pg.requested = []
+    pg.on("request", lambda r: pg.requested.append(r.url))
     yield pg
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     try:
@@ -317,12 +326,14 @@ def test_seller_session(server, page, mug):
     job_req = posted.value.request.post_data_json
     assert job_req["engine"] == "studio" and job_req["n"] == 2 and job_req["seed"] == 123
     assert job_req["size"] == "512x512" and job_req["product_id"] == product["id"]
+    job_id = posted.value.json()["id"]
     candidates = page.get_by_role("list", name="Candidates").get_by_role("img", name=re.compile(r"^Candidate"))
     expect(candidates).to_have_count(2, timeout=90_000)
     first = candidates.nth(0)
     expect(first).to_have_attribute("alt", re.compile(r"^Candidate 1, seed \d+, score \d\.\d\d$"))
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=first.element_handle())
     assert first.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [512, 512]
+    assert any(u.endswith(f"/api/v1/jobs/{job_id}/events") for u in page.requested)  # progress over SSE
     seeds = sorted(int(re.search(r"seed (\d+)", candidates.nth(i).get_attribute("alt")).group(1)) for i in range(2))
     assert seeds == [123, 124]
     # the job used the committed clicks: Generate applied them first
@@ -414,3 +425,53 @@ def test_seller_session(server, page, mug):
     card = page.get_by_role("list", name="Products").get_by_role("link", name=re.compile("Red mug"))
     expect(card).to_contain_text("3 results")
     shot(page, "07-home")
+
+
+def test_drop_two_photos_pick_one_and_poll_without_sse(server, page, tmp_path):
+    """Drag and drop two photos -> one product with a photo picker; the second photo is cut out
+    and used by the job; with the event stream blocked, progress falls back to polling."""
+    from playwright.sync_api import expect
+
+    files = []
+    for i, (colour, size) in enumerate((((40, 90, 180), (640, 480)), ((30, 140, 60), (480, 640)))):
+        rgb, _ = mug_photo(size=size, color=colour, seed=10 + i)
+        path = tmp_path / f"mug-{i + 1}.jpg"
+        Image.fromarray(rgb).save(path, quality=90)
+        files.append([path.name, base64.b64encode(path.read_bytes()).decode()])
+    page.goto(server.url + "/")
+    page.get_by_label("Product name").fill("Two-photo mug")
+    transfer = page.evaluate_handle("""(files) => {
+        const dt = new DataTransfer();
+        for (const [name, b64] of files) {
+          const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+          dt.items.add(new File([bytes], name, { type: "image/jpeg" }));
+        }
+        return dt;
+      }""", files)
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/products") and r.request.method == "POST") as created:
+        page.get_by_test_id("dropzone").dispatch_event("drop", {"dataTransfer": transfer})
+    assert created.value.status == 201, created.value.text()
+    product = created.value.json()
+    assert len(product["photos"]) == 2
+    second = product["photos"][1]
+
+    picker = page.get_by_role("radiogroup", name="Photo")
+    expect(picker.get_by_role("radio")).to_have_count(2)
+    with page.expect_request(lambda r: f"/photos/{second['id']}/cutout/preview" in r.url):
+        picker.get_by_role("radio").nth(1).check()
+    canvas = page.get_by_test_id("mask-canvas")
+    wait_previews(page, canvas, 0)
+    box = canvas.bounding_box()
+    assert abs(box["height"] / box["width"] - second["height"] / second["width"]) < 0.02  # portrait photo
+
+    page.route("**/api/v1/jobs/*/events", lambda route: route.abort())
+    page.get_by_label("Number of candidates").fill("1")
+    page.get_by_label("Canvas").select_option("aspect:1:1")
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/jobs") and r.request.method == "POST") as posted:
+        page.get_by_role("button", name="Generate", exact=True).click()
+    assert posted.value.request.post_data_json["photo_id"] == second["id"]
+    job_id = posted.value.json()["id"]
+    expect(page.get_by_role("img", name=re.compile(r"^Candidate 1, seed"))).to_be_visible(timeout=90_000)
+    assert any(u.endswith(f"/api/v1/jobs/{job_id}") for u in page.requested)  # polled
+    assert server.api("GET", f"/api/v1/jobs/{job_id}")["photo_id"] == second["id"]
+    shot(page, "08-two-photos-polling")

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from synth import mug_photo
-from test_web import browser, page, server, shot, start_server  # noqa: F401  (pytest fixtures)
+from test_web import browser, chromium_present, page, server, shot, start_server  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser
 

@@ -101,7 +101,6 @@ export async function renderProduct(view, productId, initialTab) {
           const img = h("img", { alt: `Photo ${i + 1}` });
           loadImage(img, p.image_url);
           const radio = h("input", { type: "radio", name: "photo", value: p.id, checked: p.id === (photo && photo.id),
-            class: "visually-hidden",
             onchange() {
               photo = p;
               sessionStorage.setItem(photoKey, p.id);
