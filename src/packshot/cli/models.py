@@ -1,0 +1,73 @@
+"""packshot models list | pull ID: the known weights, which are here, and fetching them."""
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("models", help="list known model weights (present/missing) or pull one",
+                       description="Model weights packshot knows: id, kind, licence, download size, and "
+                                   "whether they are present locally (model dir or Hugging Face cache).")
+    msub = p.add_subparsers(dest="models_command", metavar="ACTION")
+    lp = msub.add_parser("list", help="show every known model and where it is (default)")
+    lp.add_argument("--json", action="store_true", help="machine-readable output")
+    lp.set_defaults(func=run)
+    pp = msub.add_parser("pull", help="download a model (needs network)",
+                         description="Download a model into the model dir (PACKSHOT_MODEL_DIR) with "
+                                     "huggingface_hub. ID is a registry id (see 'packshot models list') "
+                                     "or a Hugging Face repo id owner/name.")
+    pp.add_argument("id", metavar="ID")
+    pp.add_argument("--config-only", action="store_true",
+                    help="only configs and tokenizers (what a single-file .safetensors checkpoint needs)")
+    pp.set_defaults(func=run)
+    p.set_defaults(func=run, models_command="list", json=False)
+
+
+def _size(gb: float) -> str:
+    return f"{gb * 1000:.0f} MB" if gb < 1 else f"{gb:.1f} GB"
+
+
+def run(args) -> int:
+    from ..config import Settings
+
+    settings = Settings.from_env()
+    if args.models_command == "pull":
+        return _pull(args, settings)
+    return _list(args, settings)
+
+
+def _list(args, settings) -> int:
+    import json
+
+    from ..models import list_models
+
+    rows = list_models(settings)
+    if getattr(args, "json", False):
+        print(json.dumps([{"id": r.spec.id, "kind": r.spec.kind, "repo_id": r.spec.repo_id,
+                           "licence": r.spec.licence, "commercial_ok": r.spec.commercial_ok,
+                           "size_gb": r.spec.size_gb, "status": r.status,
+                           "where": str(r.where) if r.where else None, "problem": r.problem}
+                          for r in rows], indent=2))
+        return 0
+    table = [("ID", "KIND", "LICENCE", "SIZE", "STATUS", "WHERE")]
+    for r in rows:
+        lic = r.spec.licence + ("" if r.spec.commercial_ok else " (NON-COMMERCIAL)")
+        where = str(r.where) if r.where else f"pull: packshot models pull {r.spec.id}"
+        table.append((r.spec.id, r.spec.kind, lic, _size(r.spec.size_gb), r.status, where))
+    widths = [max(len(row[i]) for row in table) for i in range(5)]
+    for row in table:
+        print("  ".join(c.ljust(w) for c, w in zip(row[:5], widths)) + "  " + row[5])
+    for r in rows:
+        if r.problem:
+            print(f"note: {r.spec.id}: {r.problem}")
+    print(f"model dir: {settings.model_dir} (set PACKSHOT_MODEL_DIR); also searched: the Hugging Face cache")
+    return 0
+
+
+def _pull(args, settings) -> int:
+    from ..models import MODELS, folder_size, pull
+
+    path = pull(args.id, settings, config_only=args.config_only)
+    what = "configs of " if args.config_only else ""
+    spec = MODELS.get(args.id)
+    lic = f"; licence {spec.licence}" + ("" if spec.commercial_ok else " (NON-COMMERCIAL)") if spec else ""
+    print(f"pulled {what}{args.id} into {path} ({folder_size(path) / 1e6:.1f} MB{lic})")
+    return 0
