@@ -33,7 +33,10 @@ import numpy as np
 from ..errors import InvalidInputError
 from ..types import Box, Layer, Scene
 
-__all__ = ["Prepared", "compose", "paste_exact", "prepare"]
+__all__ = ["Prepared", "compose", "paste_exact", "prepare", "OPAQUE", "CLEAR"]
+
+OPAQUE = 1.0 - 0.5 / 255   # alpha at or above: opaque (an 8-bit matte's 255): copied exactly
+CLEAR = 0.5 / 255          # alpha at or below: background (an 8-bit matte's 0): untouched
 
 
 def _bbox(mask: np.ndarray) -> Box | None:
@@ -52,8 +55,9 @@ class Prepared:
     * ``size`` (W, H); ``box``: box of ``alpha > 0`` (None: empty layer);
     * ``solid``: box of ``alpha >= 0.5`` (the product proper); ``base_y = solid[3]`` is the row just
       under the product's base (its lowest opaque rows), ``height``/``width`` its size;
-    * ``opaque``: HxW-of-``box`` bool mask of ``alpha == 1.0``; ``opaque_u8``: same, 0/255;
-    * ``soft_y``, ``soft_x`` (N,) int: pixels with ``0 < alpha < 1``; ``soft_a`` (N,) float32,
+    * ``opaque``: HxW-of-``box`` bool mask of ``alpha >= OPAQUE`` (includes every ``alpha == 1``);
+      ``opaque_u8``: same, 0/255;
+    * ``soft_y``, ``soft_x`` (N,) int: pixels with ``CLEAR < alpha < OPAQUE``; ``soft_a`` (N,) float32,
       ``soft_fg`` (N, 3) float32: their alpha and straight colour (0..255).
 
     Shadow and reflection helpers keep their own lazily built entries in ``cache``.
@@ -68,15 +72,15 @@ class Prepared:
         self.size = (W, H)
         self.lock = threading.RLock()  # builders call cached() for their inputs
         self.cache: dict = {}
-        self.box = _bbox((alpha > 0).view(np.uint8))
+        self.box = _bbox((alpha > CLEAR).view(np.uint8))
         if self.box is None:
             self.solid = None
             return
         x0, y0, x1, y1 = self.box
         a = alpha[y0:y1, x0:x1]
-        self.opaque = a >= 1.0
+        self.opaque = a >= OPAQUE
         self.opaque_u8 = self.opaque.view(np.uint8) * np.uint8(255)
-        soft = (a > 0) & ~self.opaque
+        soft = (a > CLEAR) & ~self.opaque
         ys, xs = np.nonzero(soft)
         self.soft_y = ys + y0
         self.soft_x = xs + x0

@@ -1,9 +1,9 @@
 """Edge blending and exact paste-back of the product over the (shadowed) background.
 
-* ``alpha == 1.0``: the layer's colour, copied bit-exactly (``np.copyto``); nothing else ever
-  writes these pixels.
-* ``alpha == 0``: the background, untouched.
-* ``0 < alpha < 1`` (the soft edge band): ``out = a * fg' + (1 - a) * bg`` with straight colour.
+* ``alpha >= OPAQUE`` (every ``alpha == 1``): the layer's colour, copied bit-exactly; nothing else
+  ever writes these pixels.
+* ``alpha <= CLEAR`` (every ``alpha == 0``): the background, untouched.
+* in between (the soft edge band): ``out = a * fg' + (1 - a) * bg`` with straight colour.
   ``layer.rgb`` is already decontaminated there (the segmenter's foreground estimate, resampled
   premultiplied by the layout stage), so blending straight colour adds no fringe of the old
   backdrop and, unlike blending premultiplied colour twice, no dark halo.
@@ -25,6 +25,17 @@ LIGHT_WRAP = 0.5       # wrap strength at alpha -> 0
 WRAP_SIGMA = 0.008     # fraction of the product's longer side
 
 
+def _whole_cells(a: int, b: int, d: int, n: int) -> tuple[int, int]:
+    """[a, b) clipped to [0, n) and grown to a multiple of ``d`` where the canvas allows
+    (INTER_AREA by an integer factor is an exact, fast block mean)."""
+    a, b = max(a, 0), min(b, n)
+    want = -(-(b - a) // d) * d
+    if want <= n:
+        b = min(n, a + want)
+        a = b - want
+    return a, b
+
+
 class WrapGrid:
     """Per-layer data for the light wrap: region, reduction factor, blurred (1 - alpha), sample maps."""
 
@@ -36,9 +47,8 @@ class WrapGrid:
         self.sigma = sigma / d
         pad = math.ceil(3 * sigma) + d
         x0, y0, x1, y1 = prep.box
-        x0, y0 = max(x0 - pad, 0), max(y0 - pad, 0)
-        x1, y1 = min(x1 + pad, W), min(y1 + pad, H)
-        # whole cells only (cells may overhang the canvas at the far edges: clamp)
+        x0, x1 = _whole_cells(x0 - pad, x1 + pad, d, W)
+        y0, y1 = _whole_cells(y0 - pad, y1 + pad, d, H)
         self.region = (x0, y0, x1, y1)
         inv = 1.0 - layer.alpha[y0:y1, x0:x1]
         self.inv_u8 = cv2.merge([np.round(inv * 255).astype(np.uint8)] * 3)

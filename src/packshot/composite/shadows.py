@@ -219,8 +219,8 @@ def cast_map(prep, layer, light_dir) -> np.ndarray:
 def shadow_strengths(strength: float, gloss: float) -> tuple[float, float]:
     """(contact opacity, cast opacity) for ``scene.shadow_strength`` in [0, 1]."""
     s = min(max(float(strength), 0.0), 1.0)
-    kc = min(0.85, 1.2 * s)
-    ks = min(0.7, 0.7 * s) * (1 - 0.5 * min(max(gloss, 0.0), 1.0))
+    kc = min(0.9, 1.3 * s)
+    ks = min(0.75, 0.9 * s) * (1 - 0.5 * min(max(gloss, 0.0), 1.0))
     return kc, ks
 
 
