@@ -153,6 +153,11 @@ export async function imageSrc(url) {
 export function loadImage(img, url, onError) {
   imageSrc(url)
     .then((src) => {
+      if (src.startsWith("blob:")) {
+        const free = () => URL.revokeObjectURL(src); // decoded: the bytes are no longer needed
+        img.addEventListener("load", free, { once: true });
+        img.addEventListener("error", free, { once: true });
+      }
       img.src = src;
     })
     .catch((err) => onError && onError(err));

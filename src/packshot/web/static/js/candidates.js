@@ -132,6 +132,7 @@ export function resultCard(result, opts = {}) {
       : null,
     opts.onDelete
       ? h("button", { type: "button", class: "btn btn-small btn-quiet danger push-right", "aria-label": `Delete ${label}`,
+                      title: "Delete",
           async onclick(event) {
             if (!confirm("Delete this result? Its image is removed for good.")) return;
             const b = event.currentTarget;
@@ -144,7 +145,7 @@ export function resultCard(result, opts = {}) {
               showError(err, { context: "Delete" });
               setBusy(b, false);
             }
-          } }, "Delete")
+          } }, icon("trash", 16))
       : null);
 
   const card = h("li", { class: "result-card", "data-result-id": result.id, "data-seed": String(result.seed) },
@@ -159,7 +160,11 @@ export function resultCard(result, opts = {}) {
         ? h("p", { class: "result-prompt", title: result.prompt }, result.prompt || h("em", {}, "(no prompt)"))
         : null,
       opts.showPrompt ? h("p", { class: "muted small" }, formatDate(result.created_at)) : null,
-      numericScores.length > 1 ? h("p", { class: "scores muted small" }, scoreDetails) : null,
+      numericScores.length > 1
+        ? h("details", { class: "scores small" },
+            h("summary", {}, "All scores"),
+            h("dl", {}, numericScores.map(([k, v]) => [h("dt", {}, k.replace(/_/g, " ")), h("dd", {}, fmtScore(v))])))
+        : null,
       rating,
       actions,
       downloads));

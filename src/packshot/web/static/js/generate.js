@@ -68,6 +68,7 @@ export function createGenerateTab(ctx) {
   let editor = null;
   let running = null; // {jobId, ctrl}
   let started = false;
+  let exampleItems = [];
 
   // ---- form controls -------------------------------------------------------------------------------
   const id = (name) => `${name}-${product.id}`;
@@ -227,7 +228,7 @@ export function createGenerateTab(ctx) {
       const items = data.items || [];
       examples.append(...items.map((ex, i) => h("option", { value: String(i), title: ex.prompt },
         ex.engines && ex.engines.length ? `${ex.title} · ${ex.engines.join("/")}` : ex.title)));
-      examples._items = items;
+      exampleItems = items;
     } catch (err) {
       examples.disabled = true;
       examples.title = `Examples unavailable: ${err.message}`;
@@ -235,7 +236,7 @@ export function createGenerateTab(ctx) {
   }
 
   function pickExample() {
-    const ex = examples._items && examples._items[Number(examples.value)];
+    const ex = exampleItems[Number(examples.value)];
     examples.value = "";
     if (!ex) return;
     prompt.value = ex.prompt;

@@ -101,6 +101,7 @@ export class MaskEditor {
       const img = new Image();
       img.src = src;
       await img.decode();
+      if (src.startsWith("blob:")) URL.revokeObjectURL(src);
       this.image = img;
       this.draw();
     } catch (err) {
