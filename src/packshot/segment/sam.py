@@ -531,7 +531,8 @@ class SamSegmenter:
         return alphas.max(axis=0)  # union over boxes
 
     def _salient(self, photo: Photo, emb: Embedding) -> tuple[np.ndarray, str]:
-        props = self.automatic_masks(emb)
+        # a product is a large object: an 8x8 grid (64 prompts, one decoder batch) finds it
+        props = self.automatic_masks(emb, points_per_side=8)
         if not props:
             raise NoProductFoundError(f"{photo.source}: SAM proposed no mask")
         H, W = emb.original
