@@ -1,0 +1,147 @@
+"""The app factory: ``create_app(settings) -> FastAPI``. Nothing is built at import time.
+
+Start-up (lifespan): open the Store (migrations run: ``alembic upgrade head``), sweep blobs left by
+dead jobs, start the job queue (in-process workers, or the Celery dispatcher), which first puts
+interrupted jobs back in the queue. Shut-down: running local jobs go back to the queue.
+
+Errors: every ``PackshotError`` becomes ``{"detail": message}`` with its ``http_status``; request
+validation errors become 422 with a one-line detail naming the field and the value; anything
+unexpected is a 500 with a one-line detail (and a traceback in the log).
+"""
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..config import Settings
+from ..errors import PackshotError
+
+log = logging.getLogger("packshot.api")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def validation_detail(errors) -> str:
+    """RequestValidationError.errors() as one line: ``field: message (got value)``."""
+    parts = []
+    for e in errors[:5]:
+        loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path", "header", "__root__")]
+        msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+        value = e.get("input")
+        shown = ""
+        if value is not None and not isinstance(value, (dict, list, bytes)) and e.get("type") != "missing":
+            r = repr(value)
+            shown = f" (got {r[:80] + '...' if len(r) > 80 else r})"
+        where = e.get("loc", ("",))[0]
+        label = ".".join(loc) or ("request body" if where == "body" else where or "request")
+        parts.append(f"{label}: {msg}{shown}")
+    if len(errors) > 5:
+        parts.append(f"and {len(errors) - 5} more")
+    return _one_line("; ".join(parts))
+
+
+def create_app(settings: Settings | None = None, *, queue_options=None, start_queue: bool = True) -> FastAPI:
+    """Build the app for ``settings``. ``queue_options``: :class:`packshot.jobs.QueueOptions`."""
+    from ..jobs import QueueOptions, make_queue
+    from ..store import Store
+    from .cutouts import CutoutSessions
+    from .deps import AppState
+    from .metrics import Metrics
+    from .middleware import GuardMiddleware, MetricsMiddleware, key_hashes
+    from .routes import jobs, meta, products, results
+
+    settings = settings or Settings()
+    queue_options = queue_options or QueueOptions()
+    hashes = key_hashes(settings.api_keys)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        import anyio.to_thread
+        from starlette.concurrency import run_in_threadpool
+
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 64
+        store = await run_in_threadpool(Store, settings)
+        state: AppState | None = None
+        try:
+            metrics = Metrics(store.job_counts)
+            queue = make_queue(settings, store, queue_options, on_finish=metrics.observe_job)
+            runner = getattr(queue, "runner", None)
+            if runner is not None:
+                metrics.slots = lambda: (runner.slots.busy, runner.slots.n)
+            state = AppState(settings=settings, store=store, queue=queue, metrics=metrics, key_hashes=hashes)
+            state.cutouts = CutoutSessions(lambda: state.pipeline)
+            app.state.packshot = state
+            app.state.guard_metrics = metrics
+            await run_in_threadpool(store.sweep_blobs)
+            if start_queue:
+                await run_in_threadpool(queue.start)
+            yield
+        finally:
+            if state is not None:
+                await run_in_threadpool(state.queue.stop)
+            store.close()
+
+    app = FastAPI(title="packshot", version=__version__, lifespan=lifespan,
+                  description="Product photo studio: cut a product out of a photo and place it in new "
+                              "scenes described in words. Errors are `{\"detail\": \"one line\"}`.")
+
+    @app.exception_handler(PackshotError)
+    async def _packshot_error(request: Request, exc: PackshotError):
+        return JSONResponse({"detail": exc.message}, status_code=exc.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError):
+        return JSONResponse({"detail": validation_detail(exc.errors())}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        detail = exc.detail
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no route {request.method} {request.url.path}"
+        elif exc.status_code == 405:
+            detail = f"method {request.method} is not allowed on {request.url.path}"
+        return JSONResponse({"detail": _one_line(detail)}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _internal_error(request: Request, exc: Exception):
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": _one_line(f"internal error: {type(exc).__name__}: {exc}")[:300]},
+                            status_code=500)
+
+    app.include_router(meta.router)
+    for r in (meta.api, products.router, jobs.router, results.router):
+        app.include_router(r, prefix="/api/v1")
+
+    # middleware: metrics outermost (sees 401/429/413 too), then the guard
+    app.add_middleware(GuardMiddleware, key_hashes=hashes, per_minute=settings.rate_limit_per_minute,
+                       max_body=settings.max_upload_bytes + 1024 * 1024)
+    app.add_middleware(MetricsMiddleware, metrics=_LazyMetrics(app))
+
+    try:
+        from ..web import mount
+    except ImportError:
+        mount = None
+    if mount is not None:
+        mount(app)
+    return app
+
+
+class _LazyMetrics:
+    """The metrics object exists once the lifespan ran; requests before that are not counted."""
+
+    def __init__(self, app: FastAPI):
+        self.app = app
+
+    def observe_request(self, *args) -> None:
+        m = getattr(self.app.state, "guard_metrics", None)
+        if m is not None:
+            m.observe_request(*args)

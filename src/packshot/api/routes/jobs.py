@@ -1,0 +1,130 @@
+"""Generation jobs: submit (202), poll, stream progress (SSE), cancel."""
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from ...errors import InvalidInputError, NotFoundError
+from ...store import FINISHED
+from ..deps import OwnerDep, StateDep, StoreDep
+from ..schemas import JobCreate, JobPublic, JobsPublic, JobStatus
+
+router = APIRouter(tags=["jobs"])
+
+# a model reference from a client: a registry id, or a Hub-style "org/name" (looked up in the
+# server's model dir and HF cache); never a filesystem path of the server's choosing
+_MODEL_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
+
+
+def _check_request(req: JobCreate, photo_size: tuple[int, int], settings) -> None:
+    """Everything that can be checked before queueing, so a bad job fails now, not later."""
+    from ...backgrounds import ENGINES
+    from ...layout import canvas_for, get_preset
+    from ...segment import ENGINE_CHOICES, SEGMENTERS
+
+    ENGINES.entry(req.engine)
+    if req.preset:
+        get_preset(req.preset)
+    if req.segment.engine not in ENGINE_CHOICES:
+        SEGMENTERS.entry(req.segment.engine)
+    canvas_for(req, photo_size, settings.max_output_side)
+    if req.reference_image is not None:
+        raise InvalidInputError("reference_image names a file on the server and is not accepted over the API")
+    for name, value in (("model", req.model), ("controlnet", req.controlnet), ("ip_adapter", req.ip_adapter),
+                        ("segment.model", req.segment.model)):
+        if value is not None and (not _MODEL_REF.match(value) or ".." in value):
+            raise InvalidInputError(f"{name} {value!r} must be a model id (see GET /api/v1/models) or an "
+                                    "org/name Hub id present on the server")
+    w, h = photo_size
+    for x, y in [*req.segment.points, *req.segment.neg_points]:
+        if not (0 <= x < w and 0 <= y < h):
+            raise InvalidInputError(f"segment point {x},{y} is outside the {w}x{h} photo")
+    for b in req.segment.boxes:
+        if b[0] < 0 or b[1] < 0 or b[2] > w or b[3] > h:
+            raise InvalidInputError(f"segment box {','.join(map(str, b))} is outside the {w}x{h} photo")
+
+
+def _submit(state, owner: str, body: JobCreate) -> JobPublic:
+    product = state.store.get_product(owner, body.product_id)
+    photo = next((p for p in product.photos if p.id == body.photo_id), None) if body.photo_id else \
+        (product.photos[0] if product.photos else None)
+    if photo is None:
+        raise NotFoundError(f"photo {body.photo_id!r} not found in product {body.product_id!r}")
+    _check_request(body, (photo.width, photo.height), state.settings)
+    request = body.generate_request().model_dump(mode="json")
+    if request["seed"] is None:  # fix the seed now: a job that runs again makes the same images
+        request["seed"] = random.SystemRandom().randrange(2**32 - request["n"])
+    job = state.store.create_job(owner, product.id, photo.id, request)
+    state.queue.submit(job.id)
+    return JobPublic.of(job)
+
+
+@router.post("/jobs", status_code=202, response_model=JobPublic)
+def create_job(body: JobCreate, state: StateDep, owner: OwnerDep) -> JobPublic:
+    """Queue a generation job for a product photo. The body is every GenerateRequest field plus
+    ``product_id`` (and ``photo_id``, default: the product's first photo)."""
+    return _submit(state, owner, body)
+
+
+@router.get("/jobs", response_model=JobsPublic)
+def list_jobs(store: StoreDep, owner: OwnerDep, product_id: Annotated[str | None, Query(max_length=64)] = None,
+              status: JobStatus | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+              offset: Annotated[int, Query(ge=0)] = 0) -> JobsPublic:
+    """Jobs, newest first."""
+    if product_id is not None:
+        store.get_product(owner, product_id)  # 404 for unknown / another key's product
+    items, count = store.list_jobs(owner, product_id=product_id, status=status, limit=limit, offset=offset)
+    return JobsPublic(items=[JobPublic.of(j) for j in items], count=count)
+
+
+@router.get("/jobs/{job_id}", response_model=JobPublic)
+def get_job(job_id: str, store: StoreDep, owner: OwnerDep) -> JobPublic:
+    return JobPublic.of(store.get_job(owner, job_id))
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobPublic)
+def cancel_job(job_id: str, state: StateDep, owner: OwnerDep) -> JobPublic:
+    """Cancel: a queued job at once; a running one at its next progress step. A finished job is
+    returned unchanged."""
+    job = state.store.cancel_job(owner, job_id)
+    if job.status == "running":
+        state.queue.cancel(job_id)
+    return JobPublic.of(job)
+
+
+@router.get("/jobs/{job_id}/events", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}},
+                             "description": "Server-sent events: `data: <Job JSON>` on every change until "
+                                            "the job is finished."}})
+async def job_events(job_id: str, request: Request, store: StoreDep, owner: OwnerDep) -> StreamingResponse:
+    job = await run_in_threadpool(store.get_job, owner, job_id)  # 404 before the stream starts
+
+    async def stream():
+        current, last, quiet = job, None, 0.0
+        while True:
+            data = JobPublic.of(current).model_dump_json()
+            if data != last:
+                yield f"data: {data}\n\n"
+                last, quiet = data, 0.0
+            if current.status in FINISHED or await request.is_disconnected():
+                return
+            await asyncio.sleep(0.25)
+            quiet += 0.25
+            if quiet >= 15:
+                yield ": keep-alive\n\n"
+                quiet = 0.0
+            try:
+                current = await run_in_threadpool(store.get_job, owner, job_id)
+            except NotFoundError:  # deleted with its product meanwhile
+                yield "event: error\ndata: " + json.dumps({"detail": f"job {job_id} was deleted"}) + "\n\n"
+                return
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

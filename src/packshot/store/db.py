@@ -1,0 +1,78 @@
+"""Database engine and migrations.
+
+* Default: SQLite file ``<data_dir>/packshot.db`` in WAL mode (readers never block the writer),
+  ``busy_timeout`` 30 s, and ``BEGIN IMMEDIATE`` for write transactions so two writers queue on the
+  lock instead of failing with "database is locked" when a read transaction upgrades.
+* PostgreSQL (or any SQLAlchemy URL) by ``Settings.database_url``; ``postgresql://`` URLs use the
+  psycopg 3 driver.
+* The schema is owned by Alembic: :func:`migrate` runs ``upgrade head`` programmatically at start.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+
+from ..config import Settings
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def database_url(settings: Settings) -> str:
+    url = settings.database_url
+    if not url:
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{Path(settings.data_dir).resolve() / 'packshot.db'}"
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def make_engine(settings: Settings, url: str | None = None) -> Engine:
+    """An Engine for these settings. Write transactions use ``engine.execution_options(write=True)``."""
+    url = url or database_url(settings)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, pool_size=20, max_overflow=20, pool_timeout=60,
+                               connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _sqlite_begin)
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            immediate = conn.get_execution_options().get("write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    else:
+        engine = create_engine(url, pool_size=20, max_overflow=20, pool_timeout=60, pool_pre_ping=True)
+    return engine
+
+
+def alembic_config(url: str):
+    from alembic.config import Config
+
+    cfg = Config(str(PACKAGE_DIR / "alembic.ini"))
+    cfg.set_main_option("script_location", str(PACKAGE_DIR / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def migrate(engine: Engine) -> None:
+    """``alembic upgrade head`` on this engine (idempotent; safe with concurrent starters on
+    PostgreSQL thanks to Alembic's transactional DDL)."""
+    from alembic import command
+
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.execution_options(write=True).begin() as conn:
+        if conn.dialect.name == "postgresql":  # one migrator at a time (server + workers starting)
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7263849201)")
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")

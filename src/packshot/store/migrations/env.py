@@ -1,0 +1,44 @@
+"""Alembic environment for packshot's store.
+
+packshot calls ``upgrade head`` itself (``packshot.store.db.migrate``) and passes an open
+connection in ``config.attributes["connection"]``; the URL form below serves the ``alembic`` CLI
+(``alembic -c src/packshot/store/alembic.ini -x url=... revision --autogenerate``).
+"""
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import create_engine
+
+from packshot.store.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run_migrations_offline() -> None:
+    url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
+    context.configure(url=url, target_metadata=target_metadata, literal_binds=True,
+                      render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()
