@@ -425,6 +425,9 @@ def test_seller_session(server, page, mug):
     card = page.get_by_role("list", name="Products").get_by_role("link", name=re.compile("Red mug"))
     expect(card).to_contain_text("3 results")
     shot(page, "07-home")
+    # everything came from the packshot server itself: no CDN, no external font, works offline
+    outside = [u for u in page.requested if not u.startswith((server.url, "blob:", "data:"))]
+    assert not outside, outside
 
 
 def test_drop_two_photos_pick_one_and_poll_without_sse(server, page, tmp_path):
