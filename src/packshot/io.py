@@ -32,6 +32,7 @@ SOURCE_TYPE_TRAINED = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeW
 SOURCE_TYPE_SYNTHETIC = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeSynthetic"
 
 _SRGB = None
+_SRGB_BYTES: bytes | None = None
 
 
 def _srgb_profile():
@@ -39,6 +40,19 @@ def _srgb_profile():
     if _SRGB is None:
         _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
     return _SRGB
+
+
+def srgb_icc() -> bytes:
+    """The sRGB ICC profile embedded in outputs, made reproducible: LittleCMS stamps the creation
+    date/time into the header (bytes 24-36), which would make two runs' files differ; we pin it
+    (2000-01-01) and zero the optional MD5 profile ID (bytes 84-100), so same seed = same bytes."""
+    global _SRGB_BYTES
+    if _SRGB_BYTES is None:
+        icc = bytearray(_srgb_profile().tobytes())
+        icc[24:36] = bytes([0x07, 0xD0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0])
+        icc[84:100] = bytes(16)
+        _SRGB_BYTES = bytes(icc)
+    return _SRGB_BYTES
 
 
 def _name(src: Any) -> str:
@@ -187,7 +201,7 @@ def encode_image(image: np.ndarray, fmt: str = "png", *, parameters: str | None 
     if image.shape[2] == 4 and key == "JPEG":
         raise InvalidInputError("JPEG has no alpha channel: save a cutout as png or webp")
     im = Image.fromarray(image, "RGBA" if image.shape[2] == 4 else "RGB")
-    kwargs: dict[str, Any] = {"icc_profile": _srgb_profile().tobytes()}
+    kwargs: dict[str, Any] = {"icc_profile": srgb_icc()}
     xmp = _xmp(source_type, parameters.split("\n", 1)[0] if parameters else "") if source_type else None
     if key == "PNG":
         info = PngImagePlugin.PngInfo()
