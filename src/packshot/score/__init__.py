@@ -32,7 +32,7 @@ from ..types import Candidate, Layer
 from .compliance import compliance_scores
 from .exposure import exposure_scores
 from .fidelity import object_expansion, product_change, raw_product_change
-from .geometry import geometry
+from .geometry import geometry as _geometry
 from .ranking import overall, rank
 from .seams import contrast, seam, separation
 
@@ -41,12 +41,12 @@ __all__ = ["product_fidelity", "score_candidate", "score_image", "rank", "overal
 
 def product_fidelity(image: np.ndarray, layer: Layer) -> float:
     """Mean absolute change (0..255) of the opaque product pixels in the final image (0 = exact)."""
-    return product_change(image, layer, geometry(layer))
+    return product_change(image, layer, _geometry(layer))
 
 
 def score_image(image: np.ndarray, layer: Layer, scene=None, placement=None) -> dict[str, float]:
     """All scores of one final image (HxWx3 uint8) made from ``layer`` (and ``scene``, if known)."""
-    geo = geometry(layer)
+    geo = _geometry(layer)
     placement = placement if placement is not None else layer.placement
     s: dict[str, float] = {"product_change": product_change(image, layer, geo)}
     if scene is not None and getattr(scene, "raw_product", None) is not None:

@@ -1,7 +1,8 @@
 """Exposure of the scene around the product.
 
-Measured on the background (``alpha < 0.02``) of the final image reduced to at most
-``SIDE`` px (INTER_AREA), luma ``Y = 0.299 R + 0.587 G + 0.114 B``:
+Measured on the background (``alpha < 0.02``) of the final image, sampled on a regular grid of at
+most ``SIDE`` x ``SIDE`` pixels (every k-th pixel: clipping is a per-pixel property, so no
+averaging), luma ``Y = 0.299 R + 0.587 G + 0.114 B``:
 
 * ``clipped_highlights`` / ``clipped_shadows`` - fractions of background pixels with
   ``Y >= 254`` / ``Y <= 2`` (blown-out sky, crushed blacks);
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 
 from .geometry import OUTSIDE, ScoreGeometry
@@ -23,20 +23,11 @@ from .geometry import OUTSIDE, ScoreGeometry
 SIDE = 512
 
 
-def _small_bg_mask(layer, geo: ScoreGeometry, size) -> np.ndarray:
-    def build():
-        a = cv2.resize(layer.alpha, size, interpolation=cv2.INTER_AREA)
-        return a < OUTSIDE
-    return geo.prep.cached(("score-small-bg", size), build)
-
-
 def exposure_scores(image: np.ndarray, layer, geo: ScoreGeometry, forced_background: bool) -> dict[str, float]:
     H, W = image.shape[:2]
-    f = min(1.0, SIDE / max(H, W))
-    size = (max(1, round(W * f)), max(1, round(H * f)))
-    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA) if f < 1 else image
-    y = small.astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
-    bg = _small_bg_mask(layer, geo, size)
+    k = max(1, -(-max(H, W) // SIDE))
+    y = image[::k, ::k].astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+    bg = geo.prep.cached(("score-sampled-bg", k), lambda: layer.alpha[::k, ::k] < OUTSIDE)
     vals = y[bg] if bg.any() else y.reshape(-1)
     hi = float(np.mean(vals >= 254.0))
     lo = float(np.mean(vals <= 2.0))

@@ -71,20 +71,20 @@ class ScoreGeometry:
         d_out = cv2.distanceTransform(out, cv2.DIST_L2, 3)          # 0 on the product
         d_in = cv2.distanceTransform((a >= INSIDE).astype(np.uint8), cv2.DIST_L2, 3)
 
-        def ring(mask: np.ndarray, tile_px: float) -> Ring:
-            ys, xs = np.nonzero(mask)
-            ys, xs = ys + y0, xs + x0
+        def ring(dist: np.ndarray, lo: float, hi: float, tile_px: float) -> Ring:
+            pts = cv2.findNonZero(cv2.inRange(dist, lo, hi))   # (N, 1, 2) int32 x, y
+            pts = np.zeros((0, 2), np.int64) if pts is None else pts.reshape(-1, 2).astype(np.int64)
+            xs, ys = pts[:, 0] + x0, pts[:, 1] + y0
             T = max(4, int(round(tile_px)))
             ntx = -(-W // T)
-            tile = (ys // T) * ntx + xs // T
-            return Ring(ys.astype(np.int64) * W + xs, tile.astype(np.int64), ntx * -(-H // T))
+            return Ring(ys * W + xs, (ys // T) * ntx + xs // T, ntx * -(-H // T))
 
         T1, T2 = 16 * s, 32 * s
-        self.near = ring((d_out >= 1) & (d_out <= 3 * s), T1)
-        self.far = ring((d_out >= 5 * s) & (d_out <= 9 * s), T1)
-        self.inner = ring((d_in >= 2 * s) & (d_in <= 6 * s), T1)
-        self.grow = ring((d_out >= 1) & (d_out <= 8 * s), T2)
-        self.wide = ring((d_out >= 16 * s) & (d_out <= 28 * s), T2)
+        self.near = ring(d_out, 1, 3 * s, T1)
+        self.far = ring(d_out, 5 * s, 9 * s, T1)
+        self.inner = ring(d_in, 2 * s, 6 * s, T1)
+        self.grow = ring(d_out, 1, 8 * s, T2)
+        self.wide = ring(d_out, 16 * s, 28 * s, T2)
         # for product_change / raw_product_change: masks over the product's box
         bx0, by0, bx1, by1 = prep.box
         self.box = prep.box

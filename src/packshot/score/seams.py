@@ -13,7 +13,6 @@
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from .geometry import ScoreGeometry
@@ -34,9 +33,19 @@ def seam(image: np.ndarray, geo: ScoreGeometry) -> float:
     return float(np.sum(step * w) / np.sum(w))
 
 
-def _lab(rgb_means: np.ndarray) -> np.ndarray:
-    px = (np.clip(rgb_means, 0, 255) / 255.0).astype(np.float32)[None]
-    return cv2.cvtColor(px, cv2.COLOR_RGB2Lab)[0].astype(np.float64)
+_RGB2XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
+                     [0.2126729, 0.7151522, 0.0721750],
+                     [0.0193339, 0.1191920, 0.9503041]])
+_WHITE = np.array([0.95047, 1.0, 1.08883])  # D65
+
+
+def lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB (N, 3) in 0..255 -> CIE L*a*b* (N, 3), D65 (numpy: these are a few tile means)."""
+    c = np.clip(np.asarray(rgb, np.float64), 0, 255) / 255.0
+    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    t = (lin @ _RGB2XYZ.T) / _WHITE
+    f = np.where(t > (6 / 29) ** 3, np.cbrt(t), t / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=1)
 
 
 def contrast(image: np.ndarray, geo: ScoreGeometry) -> float:
@@ -49,7 +58,7 @@ def contrast(image: np.ndarray, geo: ScoreGeometry) -> float:
     if w.sum() <= 0:
         return 0.0
     ok = w > 0
-    de = np.linalg.norm(_lab(p[ok]) - _lab(b[ok]), axis=1)
+    de = np.linalg.norm(lab(p[ok]) - lab(b[ok]), axis=1)
     return float(np.sum(de * w[ok]) / np.sum(w[ok]))
 
 
