@@ -278,6 +278,11 @@ def test_text_region_bounds_candidates(settings, photo):
     outside = np.ones((H, W), bool)
     outside[40:260, 80:320] = False
     assert all(a[outside].max() == 0.0 for a, _ in cands)
+    session = _segmenter(settings).session(photo)     # the editor's path: box, then words
+    session.set_box(region)
+    boxed = session.text_candidates("the mug", k=3)
+    assert [s for _, s in boxed] == [s for _, s in cands]
+    assert session.segmenter.stats["embeddings"] == 1
 
 
 def test_text_errors(settings, model_dir, photo, tmp_path):

@@ -94,7 +94,14 @@ def sam_available(settings: Settings | None = None, model: str | None = None) ->
 
 
 def pick_device(settings: Settings) -> str:
-    """``settings.device`` with ``auto`` resolved (cuda, then mps, then cpu)."""
+    """``settings.device`` resolved (auto: cuda, then mps, then cpu), shared with the diffusion
+    engine through ``packshot.models.devices`` where that module exists."""
+    try:
+        from ..models.devices import select_device
+    except ImportError:
+        select_device = None
+    if select_device is not None:
+        return select_device(settings)
     import torch
 
     if settings.device != "auto":
@@ -102,20 +109,24 @@ def pick_device(settings: Settings) -> str:
     if torch.cuda.is_available():
         return "cuda"
     mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu"
+    return "mps" if mps is not None and mps.is_available() else "cpu"
 
 
 def pick_dtype(settings: Settings, device: str):
+    """torch dtype for ``settings.dtype`` (auto: float32 on cpu, float16 on accelerators)."""
     import torch
 
+    try:
+        from ..models.devices import select_dtype
+    except ImportError:
+        select_dtype = None
+    if select_dtype is not None:
+        return getattr(torch, select_dtype(settings, device))
     if settings.dtype == "auto":
         return torch.float32 if device == "cpu" else torch.float16
-    try:
-        return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[settings.dtype]
-    except KeyError:
-        raise InvalidInputError(f"dtype {settings.dtype!r} is not one of auto, float32, float16, bfloat16") from None
+    if settings.dtype not in ("float32", "float16", "bfloat16"):
+        raise InvalidInputError(f"dtype {settings.dtype!r} is not one of auto, float32, float16, bfloat16")
+    return getattr(torch, settings.dtype)
 
 
 @contextmanager
@@ -264,8 +275,9 @@ def mask_nms(masks: Any, scores: Any, iou_threshold: float = 0.7) -> list[int]:
     inter = flat @ flat.T
     area = flat.sum(1)
     union = area[:, None] + area[None, :] - inter
-    iou = torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
-    order = torch.argsort(torch.as_tensor(scores, dtype=torch.float32), descending=True, stable=True).tolist()
+    iou = torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter)).cpu()
+    scores = torch.as_tensor(scores, dtype=torch.float32).cpu()
+    order = torch.argsort(scores, descending=True, stable=True).tolist()
     kept: list[int] = []
     suppressed = torch.zeros(n, dtype=torch.bool)
     for i in order:
@@ -381,10 +393,11 @@ class SamSegmenter:
             out = b.model(image_embeddings=emb.tensor, multimask_output=multimask, **kwargs)
         iou = out.iou_scores[0].float()                      # (n, m)
         best = iou.argmax(dim=1)                             # (n,)
-        logits = out.pred_masks[0].float()[torch.arange(n), best]  # (n, h, w)
+        rows = torch.arange(n, device=iou.device)
+        logits = out.pred_masks[0].float()[rows, best]       # (n, h, w)
         with self._lock:
             self.stats["decodes"] += 1
-        return Prediction(logits=logits, iou=iou[torch.arange(n), best].cpu().numpy(),
+        return Prediction(logits=logits, iou=iou[rows, best].cpu().numpy(),
                           seconds=time.perf_counter() - t0)
 
     def upsample(self, emb: Embedding, logits: Any, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -655,6 +668,13 @@ class SamSession:
             alpha = _restrict_to_boxes(alpha, boxes)
         self.timings["preview"] = time.perf_counter() - t0
         return alpha
+
+    def text_candidates(self, text: str, k: int = 5) -> list[tuple[np.ndarray, float]]:
+        """``k`` (alpha at photo size, score) for ``text``, best first, inside the session's box
+        if one is set; reuses this session's embedding (see :mod:`packshot.segment.text`)."""
+        from .text import text_candidates
+
+        return text_candidates(self.photo, text, k, segmenter=self.segmenter, region=_union(self.hints.boxes))
 
     def commit(self, hints: Hints | None = None, progress: ProgressFn = no_progress) -> Matte:
         """The final matte: photo size, refined. Raises NoProductFoundError when empty."""

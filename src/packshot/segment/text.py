@@ -230,7 +230,7 @@ def text_candidates(photo: Photo, text: str, k: int = 5, *, settings: Settings |
     else:
         scores = soft_dice(clipseg_heatmap(tb, work_rgb, text), small)
     order = np.argsort(-scores, kind="stable")[:k]
-    full = segmenter.upsample(emb, logits[torch.as_tensor(order.copy())])   # (k, H, W)
+    full = segmenter.upsample(emb, logits[torch.as_tensor(order.copy(), device=logits.device)])  # (k, H, W)
     if region is not None:
         from .sam import _restrict_to_boxes
         full = np.stack([_restrict_to_boxes(a, (region,)) for a in full])
