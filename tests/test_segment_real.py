@@ -134,3 +134,74 @@ def test_cli_cutout_writes_the_matte(shared_data, tmp_path, seed_cutouts):
     assert np.array_equal(rgba[..., 3], np.round(matte.alpha * 255).astype(np.uint8))
     opaque = rgba[..., 3] == 255
     assert np.array_equal(rgba[..., :3][opaque], photo.rgb[opaque])
+
+
+# -- box hints on cluttered photos (issue 3) ---------------------------------------------------------
+# Recorded budgets, ground-truth box + 5% margin as the hint, the 12 matting photos of
+# ../shared/data/matting (GrabCut set: the 128 "unknown" band of gt3level is ignored).
+# Measured when recorded: ours mean IoU 0.913 (worst: plush donkey 0.51, the box is the whole
+# left of the frame), plain OpenCV GrabCut on the same box at the same preview size 0.836
+# (at full resolution 0.834, see benchmarks/bench_cutout.py).
+BOX_MEAN_IOU = 0.90
+BOX_GAIN_OVER_GRABCUT = 0.05
+
+
+def matting_pairs(shared_data):
+    """(name, rgb, truth float HxW, ignore bool HxW | None) for each matting pair."""
+    d = shared_data / "matting"
+    for img_path in sorted(d.glob("*_image.*")):
+        stem = img_path.name.rsplit("_image", 1)[0]
+        rgb = np.asarray(Image.open(img_path).convert("RGB"))
+        if (d / f"{stem}_alpha.png").exists():
+            truth = np.asarray(Image.open(d / f"{stem}_alpha.png").convert("L"), np.float32) / 255
+            ignore = None
+        else:
+            g = np.asarray(Image.open(d / f"{stem}_gt3level.png").convert("L"))
+            truth, ignore = (g >= 200).astype(np.float32), (g > 50) & (g < 200)
+        yield stem, rgb, truth, ignore
+
+
+def gt_box(truth: np.ndarray, margin: float = 0.05):
+    ys, xs = np.nonzero(truth >= 0.5)
+    x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    mx, my = margin * (x1 - x0), margin * (y1 - y0)
+    h, w = truth.shape
+    return (max(0, int(x0 - mx)), max(0, int(y0 - my)), min(w, int(np.ceil(x1 + mx))), min(h, int(np.ceil(y1 + my))))
+
+
+def masked_iou(a, t, ignore):
+    a, t = a >= 0.5, t >= 0.5
+    if ignore is not None:
+        a, t = a & ~ignore, t & ~ignore
+    return float((a & t).sum() / (a | t).sum())
+
+
+def plain_grabcut(rgb, box, side=400, iterations=5):
+    """OpenCV GrabCut initialised with the rectangle, on the same preview size as ours."""
+    h, w = rgb.shape[:2]
+    s = min(1.0, side / max(h, w))
+    small = cv2.resize(rgb, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+    x0, y0, x1, y1 = (int(round(v * s)) for v in box)
+    mask = np.zeros(small.shape[:2], np.uint8)
+    cv2.setRNGSeed(0)
+    cv2.grabCut(np.ascontiguousarray(small[..., ::-1]), mask, (x0, y0, max(1, x1 - x0 - 1), max(1, y1 - y0 - 1)),
+                np.zeros((1, 65)), np.zeros((1, 65)), iterations, cv2.GC_INIT_WITH_RECT)
+    fg = ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.float32)
+    return cv2.resize(fg, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def test_box_hint_on_cluttered_photos(shared_data):
+    from packshot.segment.interactive import InteractiveCutout
+    from packshot.types import Hints
+
+    ours, theirs = [], []
+    for name, rgb, truth, ignore in matting_pairs(shared_data):
+        box = gt_box(truth)
+        matte = InteractiveCutout(Photo(rgb, source=name)).commit(Hints(boxes=(box,)))
+        ours.append(masked_iou(matte.alpha, truth, ignore))
+        theirs.append(masked_iou(plain_grabcut(rgb, box), truth, ignore))
+    assert len(ours) == 12
+    report = f"ours {np.mean(ours):.4f} vs GrabCut {np.mean(theirs):.4f}: {np.round(ours, 3)}"
+    print(report)
+    assert np.mean(ours) >= BOX_MEAN_IOU, report
+    assert np.mean(ours) >= np.mean(theirs) + BOX_GAIN_OVER_GRABCUT, report

@@ -260,6 +260,16 @@ def auto_mask(p: np.ndarray, prm: ClassicParams = ClassicParams()) -> AutoResult
                       notes=tuple(notes))
 
 
+def finish_matte(rgb_u8: np.ndarray, res: AutoResult, mask: np.ndarray,
+                 prm: ClassicParams = ClassicParams()) -> tuple[np.ndarray, np.ndarray]:
+    """Full-resolution alpha + decontaminated colour for ``mask`` (bool, ``res``'s preview size)
+    against the fitted backdrop of ``res``: thin band, see-through gaps, contact-shadow tail."""
+    scale = mask.shape[1] / rgb_u8.shape[1]
+    fields = R.edge_fields(res.p, mask, res.background, band=prm.band, fuzzy=res.fuzzy & mask)
+    tail = R.ShadowTail(chroma=res.backdrop.t_r, reach=max(2, round(0.6 / scale)))
+    return R.full_res_matte(rgb_u8, fields, snap=prm.snap, shadow=tail)
+
+
 class ClassicSegmenter:
     """Weights-free segmentation. Without hints: automatic cut-out against a plain backdrop.
     With hints (points, negative points, boxes): the interactive machinery's ``commit``."""
@@ -293,9 +303,7 @@ class ClassicSegmenter:
             raise NoProductFoundError(f"{photo.source}: no product found: nothing stands out from a "
                                       "plain backdrop (give a box or clicks, or use --engine sam)")
         progress("segment", 0.6, "refining the edges")
-        fields = R.edge_fields(p, res.mask, res.background, band=prm.band, fuzzy=res.fuzzy)
-        tail = R.ShadowTail(chroma=res.backdrop.t_r, reach=max(2, round(0.6 / scale)))
-        alpha, fg = R.full_res_matte(rgb, fields, snap=prm.snap, shadow=tail)
+        alpha, fg = finish_matte(rgb, res, res.mask, prm)
         t2 = time.perf_counter()
         if not (alpha >= 0.5).any():
             raise NoProductFoundError(f"{photo.source}: no product found against the backdrop")

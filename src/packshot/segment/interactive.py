@@ -38,7 +38,7 @@ import numpy as np
 from ..errors import InvalidInputError, NoProductFoundError
 from ..types import Hints, Matte, Photo, ProgressFn, no_progress
 from . import refine as R
-from .classic import AutoResult, ClassicParams, auto_mask
+from .classic import AutoResult, ClassicParams, auto_mask, finish_matte
 
 _FG, _BG, _PR_FG, _PR_BG = cv2.GC_FGD, cv2.GC_BGD, cv2.GC_PR_FGD, cv2.GC_PR_BGD
 
@@ -56,6 +56,9 @@ class InteractiveParams:
     illumination_sigma: float = 0.08  # illumination estimate: Gaussian, fraction of the diagonal
     illumination_gain: float = 1.5   # ... and the largest correction either way
     band: int = 2                    # unknown band half-width at preview resolution (px)
+    grow_reach: float = 0.08         # a click's region of similar colour: at most this far
+    click_reach: float = 0.25        # a click's colour propagates this far (fraction of ROI diagonal)
+    grow_tolerance: int = 14         # colour tolerance of the region a click speaks for (0-255)
     plain_noise: float = 0.01        # backdrop model noise below which a photo counts as plain
     min_part: float = 0.02           # parts below this fraction of the largest are dropped
     max_false_hole: float = 0.002    # holes below this fraction of the mask are filled
@@ -70,13 +73,14 @@ def _disk_mask(shape, centres, radius: int) -> np.ndarray:
 
 @dataclass
 class _Base:
-    """Cached GrabCut state for one set of boxes (preview coordinates)."""
+    """Cached starting state for one set of boxes (preview coordinates)."""
 
     roi: tuple[int, int, int, int]   # x0, y0, x1, y1 of the GrabCut region
     labels: np.ndarray               # GrabCut labels over the region (uint8)
-    bgd: np.ndarray                  # GrabCut background model (1x65 float64)
-    fgd: np.ndarray                  # GrabCut foreground model
-    allowed: np.ndarray              # preview-size bool: inside the boxes
+    bgd: np.ndarray | None           # GrabCut background model (1x65 float64), None: not run yet
+    fgd: np.ndarray | None           # GrabCut foreground model
+    allowed: np.ndarray              # preview-size bool: inside the boxes (all True: no box)
+    plain: bool = False              # from the plain-backdrop mask (no GrabCut run)
 
 
 class InteractiveCutout:
@@ -97,6 +101,7 @@ class InteractiveCutout:
         ph, pw = self.p.shape[:2]
         self.preview_size = (pw, ph)
         self._gc_image = self._illumination_normalised()             # HxWx3 uint8 BGR
+        self._smooth = cv2.GaussianBlur(self._gc_image, (0, 0), 1.0)  # for click regions
         q = np.clip(self.p * 16, 0, 15.999).astype(np.int32)
         self._bins = (q[..., 0] * 16 + q[..., 1]) * 16 + q[..., 2]   # 16^3 colour bins
         self._radius = max(2, round(prm.click_radius * max(pw, ph)))
@@ -182,24 +187,64 @@ class InteractiveCutout:
             cv2.grabCut(img, labels, None, bgd, fgd, iterations, cv2.GC_EVAL)
         return labels, bgd, fgd
 
-    def _box_base(self, boxes: tuple) -> _Base:
-        """GrabCut from the boxes alone (cached: deterministic)."""
+    def _box_base(self, boxes: tuple) -> _Base | None:
+        """Starting state for a set of boxes (cached: deterministic). ``()``: no box.
+
+        Plain backdrop: the automatic mask inside the boxes, no GrabCut. Otherwise GrabCut from
+        the boxes (None when there is no box: the clicks alone decide).
+        """
         with self._lock:
-            cached = self._bases.get(boxes)
-        if cached is not None:
-            return cached
-        prm = self.params
+            if boxes in self._bases:
+                return self._bases[boxes]
+        base = self._plain_base(boxes)
+        if base is None and boxes:
+            base = self._grabcut_base(boxes)
+        with self._lock:
+            if len(self._bases) > 8:
+                self._bases.pop(next(iter(self._bases)))
+            self._bases[boxes] = base
+        return base
+
+    def _allowed(self, boxes: tuple) -> np.ndarray:
         pw, ph = self.preview_size
+        if not boxes:
+            return np.ones((ph, pw), bool)
         allowed = np.zeros((ph, pw), bool)
-        inner = np.zeros((ph, pw), bool)
         for x0, y0, x1, y1 in boxes:
             allowed[y0:y1, x0:x1] = True
+        return allowed
+
+    def _roi_around(self, m: np.ndarray, context: float) -> tuple[int, int, int, int]:
+        pw, ph = self.preview_size
+        ys, xs = np.nonzero(m)
+        x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+        cx, cy = round(context * (x1 - x0)) + 2, round(context * (y1 - y0)) + 2
+        return (int(max(0, x0 - cx)), int(max(0, y0 - cy)), int(min(pw, x1 + cx)), int(min(ph, y1 + cy)))
+
+    def _plain_base(self, boxes: tuple) -> _Base | None:
+        auto = self._auto_preview_mask()
+        if auto is None:
+            return None
+        allowed = self._allowed(boxes)
+        start = auto & allowed
+        if not start.any():
+            return None
+        roi = self._roi_around(allowed if boxes else start, self.params.context)
+        x0, y0, x1, y1 = roi
+        sl = (slice(y0, y1), slice(x0, x1))
+        labels = np.where(allowed[sl], _PR_BG, _BG).astype(np.uint8)
+        labels[start[sl]] = _PR_FG
+        return _Base(roi=roi, labels=labels, bgd=None, fgd=None, allowed=allowed, plain=True)
+
+    def _grabcut_base(self, boxes: tuple) -> _Base:
+        prm = self.params
+        pw, ph = self.preview_size
+        allowed = self._allowed(boxes)
+        inner = np.zeros((ph, pw), bool)
+        for x0, y0, x1, y1 in boxes:
             sx, sy = max(1, round(prm.strip * (x1 - x0))), max(1, round(prm.strip * (y1 - y0)))
             inner[y0 + sy:y1 - sy, x0 + sx:x1 - sx] = True
-        ys, xs = np.nonzero(allowed)
-        bx0, by0, bx1, by1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
-        cx, cy = round(prm.context * (bx1 - bx0)), round(prm.context * (by1 - by0))
-        roi = (max(0, bx0 - cx), max(0, by0 - cy), min(pw, bx1 + cx), min(ph, by1 + cy))
+        roi = self._roi_around(allowed, prm.context)
         rx0, ry0, rx1, ry1 = roi
         sl = (slice(ry0, ry1), slice(rx0, rx1))
         # colour frequency inside the boxes vs the strip + context: probable product where higher
@@ -213,19 +258,8 @@ class InteractiveCutout:
         labels = np.full(bins.shape, _BG, np.uint8)
         labels[a_in] = _PR_BG
         labels[a_inner & (ratio > 1.0)] = _PR_FG
-        auto = self._auto_preview_mask()
-        if auto is not None:  # plain backdrop: the automatic mask is the better start
-            am = auto[sl] & a_in
-            if am.any():
-                labels[a_in] = _PR_BG
-                labels[am] = _PR_FG
         labels, bgd, fgd = self._grabcut(roi, labels, prm.iterations)
-        base = _Base(roi=roi, labels=labels, bgd=bgd, fgd=fgd, allowed=allowed)
-        with self._lock:
-            if len(self._bases) > 8:
-                self._bases.pop(next(iter(self._bases)))
-            self._bases[boxes] = base
-        return base
+        return _Base(roi=roi, labels=labels, bgd=bgd, fgd=fgd, allowed=allowed)
 
     # -- public API -----------------------------------------------------------------------------
     def preview_mask(self, hints: Hints) -> np.ndarray:
@@ -236,48 +270,139 @@ class InteractiveCutout:
         neg = [self.to_preview(x, y) for x, y in hints.neg_points]
         fg_seed = _disk_mask((ph, pw), pos, self._radius)
         bg_seed = _disk_mask((ph, pw), neg, self._radius) & ~fg_seed
-        mask = np.zeros((ph, pw), bool)
-        if hints.boxes:
-            boxes = tuple(sorted(self._box_to_preview(b) for b in hints.boxes))
-            base = self._box_base(boxes)
+        boxes = tuple(sorted(self._box_to_preview(b) for b in hints.boxes))
+        base = self._box_base(boxes)
+        if base is None:  # cluttered photo, no box
+            return self._clean(self._clicks_only(pos, fg_seed, bg_seed), pos)
+        x0, y0, x1, y1 = base.roi
+        sl = (slice(y0, y1), slice(x0, x1))
+        labels = base.labels
+        current = (labels == _FG) | (labels == _PR_FG)
+        if base.plain and pos and not boxes:
+            # a click selects the parts of the plain-backdrop mask it touches
+            n, lab = cv2.connectedComponents(current.astype(np.uint8), connectivity=8)
+            touched = np.unique(lab[fg_seed[sl] & current])
+            if (touched > 0).any():
+                labels = labels.copy()
+                labels[current & ~np.isin(lab, touched[touched > 0])] = _PR_BG
+                current = (labels == _FG) | (labels == _PR_FG)
+        fs, bs = fg_seed[sl] & base.allowed[sl], bg_seed[sl]
+        outside = [(x, y) for x, y in pos if base.allowed[y, x] and not (x0 <= x < x1 and y0 <= y < y1)]
+        conflict = bool(outside) or (fs & ~current).any() or (bs & current).any()
+        if base.plain and not conflict:
+            mask = np.zeros((ph, pw), bool)
+            mask[sl] = current
+            return self._clean(mask, pos)
+        if outside:  # a positive click beyond the region: widen it
+            base = self._widened(base, outside)
             x0, y0, x1, y1 = base.roi
             sl = (slice(y0, y1), slice(x0, x1))
-            labels = base.labels
             fs, bs = fg_seed[sl] & base.allowed[sl], bg_seed[sl]
-            if fs.any() or bs.any():
-                labels = labels.copy()
-                labels[fs] = _FG
-                labels[bs] = _BG
-                labels, _, _ = self._grabcut(base.roi, labels, self.params.click_iterations, base.bgd, base.fgd)
-            mask[sl] = (labels == _FG) | (labels == _PR_FG)
-            mask &= base.allowed
-        else:
-            mask = self._clicks_only(pos, fg_seed, bg_seed)
+        if fs.any() or bs.any():
+            labels = self._apply_clicks(base, sl, pos, neg, fs, bs, labels if labels.shape == fs.shape else None)
+        mask = np.zeros((ph, pw), bool)
+        mask[sl] = (labels == _FG) | (labels == _PR_FG)
+        mask &= base.allowed
         return self._clean(mask, pos)
+
+    def _widened(self, base: _Base, points) -> _Base:
+        pw, ph = self.preview_size
+        m = np.zeros((ph, pw), bool)
+        x0, y0, x1, y1 = base.roi
+        m[y0:y1, x0:x1] = True
+        m |= _disk_mask((ph, pw), points, self._radius)
+        roi = self._roi_around(m, 0.05)
+        nx0, ny0, nx1, ny1 = roi
+        labels = np.where(base.allowed[ny0:ny1, nx0:nx1], _PR_BG, _BG).astype(np.uint8)
+        labels[y0 - ny0:y1 - ny0, x0 - nx0:x1 - nx0] = base.labels
+        return _Base(roi=roi, labels=labels, bgd=None, fgd=None, allowed=base.allowed, plain=base.plain)
+
+    def _apply_clicks(self, base: _Base, sl, pos, neg, fs: np.ndarray, bs: np.ndarray,
+                      start: np.ndarray | None = None) -> np.ndarray:
+        """GrabCut labels of the ROI after clicks on top of the cached box result.
+
+        A click speaks for the region of similar colour around it (hard label), and for that
+        colour elsewhere in the box: where the box result has a colour that is more typical of the
+        negative regions than of the rest of the product, it becomes probable background (and
+        vice versa for positive regions). GrabCut then re-learns its colour models from that.
+        """
+        x0, y0, x1, y1 = base.roi
+        allowed = base.allowed[sl]
+        labels = (base.labels if start is None else start).copy()
+        current = (labels == _FG) | (labels == _PR_FG)
+        neg_region = np.zeros_like(current)
+        pos_region = np.zeros_like(current)
+        grow_r = max(self._radius, round(self.params.grow_reach * float(np.hypot(x1 - x0, y1 - y0))))
+        for x, y in neg:
+            if x0 <= x < x1 and y0 <= y < y1 and current[y - y0, x - x0]:
+                neg_region |= self._grow((x - x0, y - y0), current, sl, grow_r)
+        for x, y in pos:
+            if base.allowed[y, x]:
+                inside = current[y - y0, x - x0]
+                pos_region |= self._grow((x - x0, y - y0), (current if inside else ~current) & allowed, sl, grow_r)
+        both = neg_region & pos_region  # contradicting clicks: neither region decides there
+        neg_region &= ~both
+        pos_region &= ~both
+        bins = self._bins[sl]
+
+        def typical(region, rest):
+            h_r = np.bincount(bins[region], minlength=4096).astype(np.float64)
+            h_o = np.bincount(bins[rest], minlength=4096).astype(np.float64) + 1e-3
+            return (h_r / h_r.sum() > h_o / h_o.sum())[bins]
+
+        # colour propagation stays near the clicks (a click is about its surroundings)
+        ry, rx = np.mgrid[y0:y1, x0:x1]
+        reach = self.params.click_reach * float(np.hypot(x1 - x0, y1 - y0))
+
+        def near(points):
+            d = np.full(current.shape, np.inf, np.float32)
+            for x, y in points:
+                d = np.minimum(d, np.hypot(rx - x, ry - y).astype(np.float32))
+            return d <= reach
+
+        if neg_region.any():
+            flip = current & typical(neg_region, current & ~neg_region) & near(neg)
+            if pos_region.any():  # colours the user also marked as product stay
+                flip &= ~typical(pos_region, neg_region)
+            labels[flip] = _PR_BG
+        if pos_region.any():
+            outside = ~current & allowed
+            flip = outside & typical(pos_region, outside & ~pos_region) & near(pos)
+            if neg_region.any():
+                flip &= ~typical(neg_region, pos_region)
+            labels[flip] = _PR_FG
+        labels[neg_region & ~pos_region] = _BG
+        labels[pos_region & ~neg_region] = _FG
+        labels[fs] = _FG
+        labels[bs] = _BG
+        iterations = self.params.click_iterations if base.bgd is not None else self.params.iterations
+        labels, _, _ = self._grabcut(base.roi, labels, iterations, base.bgd, base.fgd)
+        return labels
+
+    def _grow(self, seed: tuple[int, int], within: np.ndarray, sl, radius: int) -> np.ndarray:
+        """Region of similar colour around ``seed`` (ROI coordinates), inside ``within`` (bool) and
+        within ``radius`` px of the seed."""
+        img = np.ascontiguousarray(self._smooth[sl])
+        h, w = within.shape
+        ff = np.ones((h + 2, w + 2), np.uint8)
+        allowed = within & _disk_mask(within.shape, [seed], radius)
+        ff[1:-1, 1:-1][allowed] = 0
+        tol = (self.params.grow_tolerance,) * 3
+        flags = 8 | cv2.FLOODFILL_FIXED_RANGE | cv2.FLOODFILL_MASK_ONLY | (2 << 8)
+        cv2.floodFill(img, ff, seed, (0, 0, 0), tol, tol, flags)
+        return ff[1:-1, 1:-1] == 2
 
     def preview(self, hints: Hints) -> np.ndarray:
         """Alpha (float32, 0 or 1) at ``preview_size``: what the product would be for these hints."""
         return self.preview_mask(hints).astype(np.float32)
 
     def _clicks_only(self, pos, fg_seed, bg_seed) -> np.ndarray:
+        """Cluttered photo, clicks without a box: GrabCut from a disk around the positive clicks."""
         pw, ph = self.preview_size
-        auto = self._auto_preview_mask()
-        if auto is not None:
-            # a positive click selects the parts of the automatic mask it touches
-            n, lab = cv2.connectedComponents(auto.astype(np.uint8), connectivity=8)
-            touched = np.unique(lab[fg_seed & auto])
-            touched = touched[touched > 0]
-            base = np.isin(lab, touched) if len(touched) else auto
-            conflict = (fg_seed & ~base).any() or (bg_seed & base).any()
-            if not conflict:
-                return base
-            start = base
-        else:
-            if not pos:
-                return np.zeros((ph, pw), bool)
-            # cluttered photo, clicks only: start from a disk around the clicks
-            r = max(self._radius * 4, round(0.15 * max(pw, ph)))
-            start = _disk_mask((ph, pw), pos, r)
+        if not pos:
+            return np.zeros((ph, pw), bool)
+        r = max(self._radius * 4, round(0.15 * max(pw, ph)))
+        start = _disk_mask((ph, pw), pos, r)
         region = cv2.dilate((start | fg_seed).astype(np.uint8), R.disk(max(4, round(0.1 * max(pw, ph)))))
         ys, xs = np.nonzero(region)
         roi = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
@@ -304,7 +429,7 @@ class InteractiveCutout:
         keep[0] = False
         mask = keep[lab]
         limit = prm.max_false_hole * mask.sum()
-        return R.fill_false_holes(mask, lambda hole: False, min_area=int(limit) + 1)
+        return R.fill_false_holes(mask, lambda hole: True, min_area=int(limit) + 1)  # pin-holes only
 
     def commit(self, hints: Hints, progress: ProgressFn = no_progress) -> Matte:
         """The final matte at the photo's size: preview mask, soft edges at full resolution."""
@@ -318,10 +443,14 @@ class InteractiveCutout:
         progress("segment", 0.6, "refining the edges")
         auto = self.plain_backdrop()
         if auto is not None:
+            # back at the automatic analysis' resolution: keep its detail wherever the hints agree
+            # with it (within 2 px), take the hints' mask where they differ
             ah, aw = auto.mask.shape
             m = cv2.resize(mask.astype(np.float32), (aw, ah), interpolation=cv2.INTER_LINEAR) >= 0.5
-            fields = R.edge_fields(auto.p, m, auto.background, band=self.classic.band)
-            alpha, fg = R.full_res_matte(self.photo.rgb, fields, snap=self.classic.snap)
+            near_m = cv2.dilate(m.astype(np.uint8), R.disk(2)) > 0
+            near_a = cv2.dilate(auto.mask.astype(np.uint8), R.disk(2)) > 0
+            m = (auto.mask & near_m) | (m & ~near_a)
+            alpha, fg = finish_matte(self.photo.rgb, auto, m, self.classic)
         else:
             fields = R.local_edge_fields(self.p, mask, band=self.params.band)
             alpha, fg = R.full_res_matte(self.photo.rgb, fields, snap=self.classic.snap)

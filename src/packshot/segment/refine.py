@@ -174,9 +174,11 @@ def edge_fields(p: np.ndarray, mask: np.ndarray, background: np.ndarray, *, band
     return EdgeFields(mask=mask, unknown=unknown, fg=fg, bg=background)
 
 
-def local_edge_fields(p: np.ndarray, mask: np.ndarray, *, band: int = 2, sigma: float = 2.0) -> EdgeFields:
+def local_edge_fields(p: np.ndarray, mask: np.ndarray, *, band: int = 2, sigma: float | None = None) -> EdgeFields:
     """Edge fields when there is no backdrop model (cluttered photos, other engines' masks): the
-    background colour is spread inwards from the sure background just outside the band."""
+    background colour is spread inwards from the sure background just outside the band, the
+    product colour outwards from its core (Gaussian ``sigma``, default: reaching across the band)."""
+    sigma = sigma or max(2.0, 0.5 * band)
     m8 = mask.astype(np.uint8)
     sure_bg = cv2.dilate(m8, disk(band + 1)) == 0
     if not sure_bg.any():
@@ -191,10 +193,11 @@ def local_edge_fields(p: np.ndarray, mask: np.ndarray, *, band: int = 2, sigma: 
     return f
 
 
-def refine_matte(rgb_u8: np.ndarray, alpha: np.ndarray, *, preview_side: int = 640, band: int = 2,
+def refine_matte(rgb_u8: np.ndarray, alpha: np.ndarray, *, band_px: int = 6, preview_side: int = 640,
                  engine: str = "refined") -> Matte:
     """Refine any rough matte (HxW float in [0, 1], the photo's size, e.g. a model's upsampled mask)
-    at full resolution: threshold at 0.5 on a preview, thin band, local background estimate,
+    at full resolution: threshold at 0.5 on a preview, a band of ``band_px`` photo pixels either
+    side of the edge (make it cover the rough mask's error), local background estimate,
     known-background alpha, decontaminated colour. Returns a Matte (alpha + foreground)."""
     h, w = rgb_u8.shape[:2]
     if alpha.shape != (h, w):
@@ -206,6 +209,7 @@ def refine_matte(rgb_u8: np.ndarray, alpha: np.ndarray, *, preview_side: int = 6
     mask = small >= 0.5
     if not mask.any():
         return Matte(alpha=np.zeros((h, w), np.float32), engine=engine)
+    band = max(1, int(np.ceil(band_px * scale)))
     out, fg = full_res_matte(rgb_u8, local_edge_fields(p, mask, band=band))
     return Matte(alpha=out, engine=engine, foreground=fg)
 
