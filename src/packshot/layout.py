@@ -47,6 +47,9 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+DEFAULT_FILL = 0.6  # product's longer side / canvas's longer side when neither scale nor preset says
+
+
 def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]
@@ -88,18 +91,19 @@ def plan(cutout: Cutout, request: GenerateRequest, max_side: int = 4096) -> Plac
     W, H = canvas_for(request, cutout.photo.size, max_side)
     bw, bh = box[2] - box[0], box[3] - box[1]
     anchor = preset.anchor if preset else request.placement
-    fill = request.scale if request.scale is not None else (preset.fill if preset else None)
+    explicit = request.scale is not None or preset is not None
+    fill = request.scale if request.scale is not None else (preset.fill if preset else DEFAULT_FILL)
     m = request.margin
-    if fill is not None:
-        # the longer side of the product is `fill` of the canvas's longer side (marketplace rule)
-        scale = fill * max(W, H) / max(bw, bh)
-        scale = min(scale, W / bw, H / bh)  # never crop the product
+    # the longer side of the product is `fill` of the canvas's longer side (the marketplace rule)
+    scale = fill * max(W, H) / max(bw, bh)
+    if explicit:
+        scale = min(scale, W / bw, H / bh)  # an asked-for fill is kept; only never crop
     else:
-        scale = min(W * (1 - 2 * m) / bw, H * (1 - 2 * m) / bh)
+        scale = min(scale, W * (1 - 2 * m) / bw, H * (1 - 2 * m) / bh)  # default: also keep the margin
     nw, nh = max(1, round(bw * scale)), max(1, round(bh * scale))
     x = (W - nw) // 2
     if anchor == "surface":
-        bottom = H - round(m * H) if fill is None else H - max(round(m * H), (H - nh) // 4)
+        bottom = H - max(round(m * H), (H - nh) // 4)
         y = max(0, min(H - nh, bottom - nh))
     else:
         y = (H - nh) // 2

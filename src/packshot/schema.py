@@ -75,7 +75,7 @@ class GenerateRequest(BaseModel):
         "surface", description="center: centred; surface: standing on the floor line.")
     margin: float = Field(0.1, ge=0.0, le=0.45, description="Free border, fraction of the canvas side.")
     scale: float | None = Field(None, gt=0.0, le=1.0,
-                                description="Product's longer side as a fraction of the canvas's longer side.")
+                                description="Product's longer side as a fraction of the canvas's longer side (default 0.6, or the preset's).")
     segment: SegmentOptions = Field(default_factory=SegmentOptions)
     steps: int = Field(30, ge=1, le=150, description="Denoising steps (diffusion).")
     guidance: float = Field(7.5, ge=0.0, le=30.0, description="Classifier-free guidance (diffusion).")
