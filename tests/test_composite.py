@@ -284,3 +284,26 @@ def test_shadow_grid_maps_back_onto_the_canvas_at_large_sizes():
     assert below[:8].mean() > 15
     assert int(np.argmax(below)) < max(6, p.height // 50)  # darkest right under the base
     assert cv2.countNonZero((dark[: p.solid[1] - 20] > 0.5).astype(np.uint8)) == 0
+
+
+def test_contact_shadow_follows_the_round_base_not_the_handle():
+    from packshot.composite.shadows import bottom_edges, contact_map, grid_of
+
+    layer = make_layer()
+    p = prepare(layer)
+    x0, y0, x1, y1 = p.box
+    bottom = y0 + bottom_edges(layer.alpha[y0:y1, x0:x1])
+    gap = p.base_y - bottom
+    contact, g = contact_map(p, layer), grid_of(p, layer)
+
+    def at(x, y):  # contact shadow at a canvas point (nearest grid cell)
+        u, v = g.to_cell(x, y)
+        return float(contact[int(round(v)), int(round(u))])
+
+    side = x0 + int(np.flatnonzero(np.isfinite(gap) & (gap > 0.03 * p.height) & (gap < 0.08 * p.height))[0])
+    assert at(side, bottom[side - x0] + 1) > 0.3  # under the arc at the base's side, not only the lowest row
+    assert at((x0 + x1) // 2, p.base_y + 1) > 0.5
+    handle = x0 + np.flatnonzero(np.isfinite(gap) & (gap > 0.2 * p.height))
+    assert len(handle) > 10
+    for x in handle[::5]:
+        assert at(x, bottom[x - x0] + 3) < 0.05  # nothing under the handle, which is in the air

@@ -42,7 +42,7 @@ class Mirror:
     """
 
     def __init__(self, prep, layer):
-        from .shadows import FOOTPRINT, footprint_profile
+        from .shadows import bottom_edges, footprint_profile
 
         W, H = prep.size
         hp = max(prep.height, 4)
@@ -51,10 +51,8 @@ class Mirror:
         x0, x1 = max(prep.box[0] - pad, 0), min(prep.box[2] + pad, W)
         top = prep.box[1]
         # per column: y of the lowest opaque point (pixel boundary below it), lift, mirror line
-        on = layer.alpha[top:base, x0:x1] >= 0.5
-        last = on.shape[0] - np.argmax(on[::-1], axis=0)
-        bottom = np.where(on.any(axis=0), top + last, np.nan).astype(np.float32)
-        _, lift = footprint_profile(bottom, float(base), FOOTPRINT * hp)
+        bottom = top + bottom_edges(layer.alpha[top:base, x0:x1])
+        _, lift = footprint_profile(bottom, float(base), float(hp))
         mline = base - lift                                     # (w,) mirror line per column
         depth = int(round(DEPTH * hp))
         y0 = int(np.floor(mline.min()))

@@ -4,7 +4,7 @@ Geometry (canvas pixels; ``base`` = the row just under the product's lowest opaq
 ``h`` = a silhouette pixel's height above the floor, ``hp`` = the product's height):
 
 * **footprint**: a column whose lowest opaque point is within ``FOOTPRINT * hp`` of the base
-  touches the floor there (a round base seen from above is an arc); columns higher up (a mug's
+  touches the floor there (a round base seen from above is an arc); other columns (a mug's
   handle) are in the air. See :func:`footprint_profile`.
 * **contact shadow** (occlusion where the product meets the floor): a line along the footprint's
   bottom profile, fading over ``CONTACT_HEIGHT * hp`` above it and ``CONTACT_SQUASH`` times that
@@ -39,7 +39,7 @@ CONTACT_SIGMA = 0.012      # fraction of hp
 FOOTPRINT = 0.1            # a column whose bottom is this close (fraction of hp) to the base touches the floor
 CAST_LENGTH = 0.6          # shadow length / product height
 FLOOR_FORESHORTEN = 0.4    # vertical squash of the floor plane
-MIN_DEPTH = 0.06           # the cast shadow never collapses to a line (fraction of hp)
+MIN_DEPTH = 0.12           # the cast shadow never collapses to a line (fraction of hp)
 CAST_SIGMA_NEAR = 0.012    # fractions of hp
 CAST_SIGMA_FAR = 0.08
 CAST_FADE = 0.7
@@ -117,35 +117,53 @@ def grid_of(prep, layer) -> Grid:
     return prep.cached(("shadow-grid",), lambda: Grid(prep, layer))
 
 
-def footprint_profile(bottom: np.ndarray, base: float, reach: float) -> tuple[np.ndarray, np.ndarray]:
+def footprint_profile(bottom: np.ndarray, base: float, hp: float) -> tuple[np.ndarray, np.ndarray]:
     """Where the product touches the floor, per column.
 
-    ``bottom`` (w,) float: the y of each column's lowest opaque point (NaN: empty column), ``base``
-    the lowest of all, ``reach`` how far above ``base`` a column's bottom may be and still touch
-    the floor (a round base seen from above is an arc, not a line). Returns ``(weight, lift)``:
-    ``weight`` in [0, 1], 1 on the floor, 0 for parts in the air (a handle); ``lift`` the height of
-    the column's contact point above ``base`` (0 for parts in the air), continuous across columns.
+    ``bottom`` (w,) float: the y of each column's lowest opaque edge (NaN: empty column), ``base``
+    the lowest of all, ``hp`` the product's height, all in the same units (pixels or grid cells).
+    Returns ``(weight, lift)``: ``weight`` in [0, 1], 1 on the floor, 0 for parts in the air (a
+    mug's handle); ``lift`` the height of the column's contact point above ``base``.
+
+    A column touches the floor when its bottom is within ``FOOTPRINT * hp`` of the base: a round
+    base seen from above is an arc, not a line. The weight fades out over the last half of that
+    reach, so both outputs are continuous across columns.
+
+    Known limit: a second item standing further back (the far shoe of a pair) has its soles
+    higher in the image, exactly like a handle in the air; a silhouette cannot tell them apart
+    (tried: level/straight-run tests, which a handle's underside passes too), so it gets no
+    contact shadow of its own, only its share of the cast shadow.
     """
-    gap = np.nan_to_num(base - bottom, nan=2 * reach).clip(0, 2 * reach)
-    weight = (2 - 2 * gap / reach).clip(0, 1)   # 1 up to reach/2, 0 from reach on
+    reach = FOOTPRINT * hp
+    valid = np.isfinite(bottom)
+    gap = np.where(valid, base - np.nan_to_num(bottom), 2 * reach).clip(0, 2 * reach)
+    weight = (2 - 2 * gap / reach).clip(0, 1)
     return weight.astype(np.float32), (gap * weight).astype(np.float32)
 
 
-def _bottoms(sil: np.ndarray) -> np.ndarray:
-    """Per column, the row index of the lowest cell with ``sil >= 0.5`` (NaN: none), float32."""
-    on = sil >= 0.5
-    last = sil.shape[0] - 1 - np.argmax(on[::-1], axis=0)
-    return np.where(on.any(axis=0), last, np.nan).astype(np.float32)
+def bottom_edges(alpha: np.ndarray) -> np.ndarray:
+    """Per column of ``alpha`` (h x w): the y, in row-edge units (row i spans [i, i+1)), where it
+    last falls through 0.5, to a fraction of a row (linear between the rows around the crossing);
+    NaN for columns that never reach 0.5. float32 (w,)."""
+    h = alpha.shape[0]
+    on = alpha >= 0.5
+    i = h - 1 - np.argmax(on[::-1], axis=0)
+    cols = np.arange(alpha.shape[1])
+    v0 = alpha[i, cols]
+    v1 = np.where(i + 1 < h, alpha[np.minimum(i + 1, h - 1), cols], 0.0)
+    frac = np.clip((v0 - 0.5) / np.maximum(v0 - v1, 1e-6), 0, 1)
+    return np.where(on.any(axis=0), i + 0.5 + frac, np.nan).astype(np.float32)
 
 
 def grid_footprint(prep, layer):
-    """(weight, lift, bottom) on the shadow grid, per grid column (cells)."""
+    """(weight, lift, bottom) on the shadow grid, per grid column, in cells; ``bottom`` is each
+    column's lowest opaque edge in cell-centre coordinates (NaN: empty column)."""
     def build():
         g = grid_of(prep, layer)
-        bottom = _bottoms(g.sil)
-        bc = (g.base - 0.5 + 0.5 - g.y0) / g.d - 0.5  # the base line, in cells
-        weight, lift = footprint_profile(bottom + 0.5, bc, FOOTPRINT * g.hp / g.d)
-        return weight, lift, bottom
+        edge = bottom_edges(g.sil)                    # row-edge units
+        bc = (g.base - g.y0) / g.d                    # the base line, row-edge units
+        weight, lift = footprint_profile(edge, bc, g.hp / g.d)
+        return weight, lift, edge - 0.5
     return prep.cached(("footprint",), build)
 
 
