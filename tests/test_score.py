@@ -111,19 +111,54 @@ def test_object_expansion_flags_a_product_grown_past_its_mask():
     assert bad["overall"] < clean["overall"] - 0.1
 
 
-def test_seam_flags_a_halo_around_the_product():
+def test_seam_flags_a_glow_the_engine_painted_around_the_product():
     layer = make_layer()
     bg = plain(layer)
-    sc = Scene(rgb=bg, seed=0, engine="t", needs_shadow=False)
-    clean = compose(sc, layer)
-    halo = clean.copy()
     mask = (layer.alpha > 0.02).astype(np.uint8)
     ring = (cv2.dilate(mask, np.ones((5, 5), np.uint8)) > 0) & (mask == 0)
-    halo[ring] = 255
-    s_clean, s_halo = score_image(clean, layer, sc), score_image(halo, layer, sc)
-    assert s_clean["seam"] < 1.0
-    assert s_halo["seam"] > 5 * s_clean["seam"] + 5
-    assert s_halo["overall"] < s_clean["overall"]
+    glow = bg.copy()
+    glow[ring] = 255
+    clean_sc = Scene(rgb=bg, seed=0, engine="t", generated=True)
+    glow_sc = Scene(rgb=glow, seed=1, engine="t", generated=True)
+    s_clean = score_image(compose(clean_sc, layer), layer, clean_sc)
+    s_glow = score_image(compose(glow_sc, layer), layer, glow_sc)
+    assert s_clean["seam"] < 0.5
+    assert s_glow["seam"] > 5
+    assert s_glow["overall"] < s_clean["overall"]
+
+
+def test_own_shadows_do_not_count_as_a_seam():
+    layer = make_layer()
+    bg = plain(layer)
+    flat = Scene(rgb=bg, seed=0, engine="t", needs_shadow=False)
+    dark = Scene(rgb=bg, seed=0, engine="t", shadow_strength=1.0)
+    s_flat = score_image(compose(flat, layer), layer, flat)
+    s_dark = score_image(compose(dark, layer), layer, dark)
+    assert s_dark["seam"] == s_flat["seam"] < 0.5
+    assert s_dark["fringe"] < 3
+
+
+def test_fringe_flags_old_backdrop_colour_in_the_soft_edge():
+    layer = make_layer(colour=(180, 40, 40))
+    bg = plain(layer, (240, 240, 240))
+    sc = Scene(rgb=bg, seed=0, engine="t", needs_shadow=False)
+    soft = (layer.alpha > 0.0) & (layer.alpha < 1.0)
+    green = layer.rgb.copy()
+    green[soft] = (20, 200, 60)  # soft pixels still carrying a chroma-green backdrop
+    dirty = type(layer)(rgb=green, alpha=layer.alpha, placement=layer.placement)
+    s_clean = score_image(compose(sc, layer), layer, sc)
+    s_dirty = score_image(compose(sc, dirty), dirty, sc)
+    assert s_clean["fringe"] < 3
+    assert s_dirty["fringe"] > 3 * s_clean["fringe"] + 5
+    assert s_dirty["overall"] < s_clean["overall"]
+    # a dark halo: light product on a light background, soft pixels premultiplied twice
+    light = make_layer(colour=(230, 226, 220))
+    a = light.alpha[..., None]
+    halo_rgb = np.where(a < 1, np.round(light.rgb * a), light.rgb).astype(np.uint8)
+    halo = type(light)(rgb=halo_rgb, alpha=light.alpha, placement=light.placement)
+    s_ok = score_image(compose(sc, light), light, sc)
+    s_halo = score_image(compose(sc, halo), halo, sc)
+    assert s_ok["fringe"] < 2 < 10 < s_halo["fringe"]
 
 
 def test_separation_is_low_for_a_white_product_on_white():
@@ -213,4 +248,4 @@ def test_cli_results_json_lists_scores_best_first(tmp_path):
     assert ov == sorted(ov, reverse=True)
     for s in scores:
         assert s["product_change"] == 0.0
-        assert {"seam", "object_expansion", "separation", "exposure", "compliance", "fill"} <= set(s)
+        assert {"seam", "fringe", "object_expansion", "separation", "exposure", "compliance", "fill"} <= set(s)

@@ -9,10 +9,13 @@
 ``raw_product_change``      mean abs difference (0..255) of the model's own pixels under the
                             product before paste-back; only with ``scene.raw_product``
 ``object_expansion``        0..1, the generated scene continues the product past its mask
-``seam``                    colour step (0..255) in the background across the product's edge:
-                            halos, hard pasted edges (:mod:`.seams`)
+``seam``                    colour step (0..255) in the scene right at the product's edge:
+                            glows, outlines, inpainting steps a model left (:mod:`.seams`)
+``fringe``                  distance (0..255) of the soft edge's colour from any blend of the
+                            product and the background: old-backdrop rims, dark halos
 ``contrast``/``separation`` Delta E between the product's edge and the background beside it;
-                            separation = min(1, contrast / 25)
+                            separation = min(1, contrast / 25); absent when there is no
+                            background beside the product to measure
 ``exposure`` (+ ``clipped_highlights``, ``clipped_shadows``, ``brightness``): the background's
                             exposure, 0..1 (:mod:`.exposure`)
 ``fill``                    product's longer side / canvas's longer side (:mod:`.compliance`)
@@ -34,7 +37,7 @@ from .exposure import exposure_scores
 from .fidelity import object_expansion, product_change, raw_product_change
 from .geometry import geometry as _geometry
 from .ranking import overall, rank
-from .seams import contrast, seam, separation
+from .seams import contrast, fringe, seam, separation
 
 __all__ = ["product_fidelity", "score_candidate", "score_image", "rank", "overall"]
 
@@ -54,10 +57,12 @@ def score_image(image: np.ndarray, layer: Layer, scene=None, placement=None) -> 
     forced = placement is not None and placement.background_rgb is not None
     scene_rgb = scene.rgb if scene is not None and not forced else image  # forced: the scene is unused
     s["object_expansion"] = object_expansion(scene_rgb, layer, geo)
-    s["seam"] = seam(image, geo)
+    s["seam"] = seam(scene_rgb, geo)
+    s["fringe"] = fringe(image, geo)
     de = contrast(image, geo)
-    s["contrast"] = de
-    s["separation"] = separation(de)
+    if de is not None:
+        s["contrast"] = de
+        s["separation"] = separation(de)
     s.update(exposure_scores(image, layer, geo, forced))
     s.update(compliance_scores(image, layer, geo, placement))
     s["overall"] = overall(s)

@@ -8,7 +8,8 @@ Distances are measured at full resolution with ``cv2.distanceTransform`` inside 
 * ``far``   - background 5s .. 9s px outside: the background proper, a little further out;
 * ``inner`` - product pixels 2s .. 6s px inside (``alpha >= 0.98``): the product near its edge;
 * ``grow``  - background 1 .. 8s px outside: where a model would "grow" the product;
-* ``wide``  - background 16s .. 28s px outside: reference background for ``grow``.
+* ``wide``  - background 16s .. 28s px outside: reference background for ``grow``;
+* ``band``  - the soft edge itself (``0.02 < alpha < 0.98``), with each pixel's alpha.
 
 Each ring is stored sparse (flat pixel indices) with the id of the square tile (``16s`` px, or
 ``32s`` for ``grow``/``wide``) each pixel falls in, so per-tile mean colours cost one gather and
@@ -30,8 +31,14 @@ class Ring:
     """Sparse ring: ``flat`` (N,) int64 canvas pixel indices, ``tile`` (N,) int64 tile ids,
     ``ntiles`` the number of tile ids."""
 
-    def __init__(self, flat: np.ndarray, tile: np.ndarray, ntiles: int):
+    def __init__(self, flat: np.ndarray, tile: np.ndarray, ntiles: int, alpha: np.ndarray | None = None):
         self.flat, self.tile, self.ntiles = flat, tile, ntiles
+        self.alpha = alpha  # (N,) float32 alpha of each pixel (the ``band`` ring only)
+
+    def tile_alpha(self) -> np.ndarray:
+        """Mean alpha per tile (0 where the tile has no ring pixel)."""
+        cnt = np.bincount(self.tile, minlength=self.ntiles)
+        return np.bincount(self.tile, weights=self.alpha, minlength=self.ntiles) / np.maximum(cnt, 1)
 
     def __len__(self) -> int:
         return len(self.flat)
@@ -71,13 +78,14 @@ class ScoreGeometry:
         d_out = cv2.distanceTransform(out, cv2.DIST_L2, 3)          # 0 on the product
         d_in = cv2.distanceTransform((a >= INSIDE).astype(np.uint8), cv2.DIST_L2, 3)
 
-        def ring(dist: np.ndarray, lo: float, hi: float, tile_px: float) -> Ring:
+        def ring(dist: np.ndarray, lo: float, hi: float, tile_px: float, with_alpha: bool = False) -> Ring:
             pts = cv2.findNonZero(cv2.inRange(dist, lo, hi))   # (N, 1, 2) int32 x, y
             pts = np.zeros((0, 2), np.int64) if pts is None else pts.reshape(-1, 2).astype(np.int64)
             xs, ys = pts[:, 0] + x0, pts[:, 1] + y0
             T = max(4, int(round(tile_px)))
             ntx = -(-W // T)
-            return Ring(ys * W + xs, (ys // T) * ntx + xs // T, ntx * -(-H // T))
+            al = layer.alpha[ys, xs].astype(np.float64) if with_alpha else None
+            return Ring(ys * W + xs, (ys // T) * ntx + xs // T, ntx * -(-H // T), al)
 
         T1, T2 = 16 * s, 32 * s
         self.near = ring(d_out, 1, 3 * s, T1)
@@ -85,6 +93,8 @@ class ScoreGeometry:
         self.inner = ring(d_in, 2 * s, 6 * s, T1)
         self.grow = ring(d_out, 1, 8 * s, T2)
         self.wide = ring(d_out, 16 * s, 28 * s, T2)
+        self.band = ring(a, float(np.nextafter(np.float32(OUTSIDE), np.float32(1))),
+                         float(np.nextafter(np.float32(INSIDE), np.float32(0))), T1, with_alpha=True)
         # for product_change / raw_product_change: masks over the product's box
         bx0, by0, bx1, by1 = prep.box
         self.box = prep.box

@@ -10,6 +10,7 @@ product_change         ``exp(-product_change / 2)``                 3
 compliance             ``compliance``                               3
 object_expansion       ``1 - object_expansion``                     2
 seam                   ``exp(-seam / 12)``                          1.5
+fringe                 ``exp(-fringe / 12)``                        1
 separation             ``0.4 + 0.6 * separation``                   1
 exposure               ``exposure``                                 1
 raw_product_change     ``exp(-raw_product_change / 64)`` (if any)   0.5
@@ -27,6 +28,7 @@ TERMS = (
     ("compliance", 3.0, lambda v: v),
     ("object_expansion", 2.0, lambda v: 1.0 - v),
     ("seam", 1.5, lambda v: math.exp(-v / 12.0)),
+    ("fringe", 1.0, lambda v: math.exp(-v / 12.0)),
     ("separation", 1.0, lambda v: 0.4 + 0.6 * v),
     ("exposure", 1.0, lambda v: v),
     ("raw_product_change", 0.5, lambda v: math.exp(-v / 64.0)),
