@@ -375,7 +375,9 @@ class InteractiveCutout:
         labels[pos_region & ~neg_region] = _FG
         labels[fs] = _FG
         labels[bs] = _BG
-        iterations = self.params.click_iterations if base.bgd is not None else self.params.iterations
+        # from a cached GrabCut state a short update; from a plain-backdrop mask (no colour models
+        # yet) one more iteration to learn them
+        iterations = self.params.click_iterations + (0 if base.bgd is not None else 1)
         labels, _, _ = self._grabcut(base.roi, labels, iterations, base.bgd, base.fgd)
         return labels
 
