@@ -319,3 +319,13 @@ def test_refine_matte_sharpens_a_rough_mask():
     out = refine_matte(rgb, rough, band_px=8)
     assert out.alpha.shape == truth.shape and out.foreground.shape == rgb.shape
     assert np.abs(out.alpha - truth).mean() < 0.6 * np.abs(rough - truth).mean()
+
+
+def test_photo_with_its_own_transparency():
+    """An RGBA cut-out whose transparent pixels store black: read as a product on white."""
+    rgb, truth = mug_photo((640, 480), "white", seed=9, jpeg_quality=None)
+    stored = rgb.copy()
+    stored[truth < 0.5] = 0
+    photo = Photo(stored, alpha=(truth >= 0.5).astype(np.float32))
+    a = ClassicSegmenter().segment(photo).alpha
+    assert iou(a, truth) >= 0.98

@@ -292,7 +292,7 @@ class ClassicSegmenter:
         """Automatic cut-out of a product on a plain backdrop (see the module docstring)."""
         prm = self.params
         t0 = time.perf_counter()
-        rgb = photo.rgb
+        rgb = R.flattened_rgb(photo)
         h, w = rgb.shape[:2]
         scale = R.preview_scale((w, h), prm.preview_side)
         p = R.downscale(rgb, scale)

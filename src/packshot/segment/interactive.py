@@ -9,22 +9,29 @@ click costs a short GrabCut update of that cached state, not a fresh segmentatio
 
 How hints are used (preview coordinates, ``preview_size``):
 
-* **Box** (the object touches each side of a box drawn around it): outside every box is
-  background. Inside, a thin strip along the box's edges and the context around the box give
-  background colour samples; pixels whose colour is more frequent inside the box than in those
-  samples start as probable product. GrabCut (OpenCV) then runs on the box's region, on a copy
-  of the preview whose slow illumination changes (vignetting, light fall-off) are divided out, so
-  its colour models see surfaces rather than lighting. On a plain backdrop the automatic
-  cut-out (:mod:`packshot.segment.classic`) restricted to the boxes is used instead.
-* **Clicks**: positive clicks are hard product seeds, negative clicks hard background seeds
-  (disks of ``click_radius``). Without a box, the plain-backdrop mask is the starting point (a
-  click selects the parts it touches) or, on a cluttered photo, a disk around the clicks.
-* **Clean-up**: specks dropped, parts touched by a positive click (or the largest) kept, small
-  false holes filled.
+* **Plain backdrop** (the automatic analysis of :mod:`packshot.segment.classic` finds a clean
+  backdrop model): the automatic mask is the starting point, restricted to the boxes; without a
+  box a positive click selects the parts it touches. GrabCut runs only when a click contradicts
+  that mask, and the final edges come from the backdrop model as in the automatic cut-out.
+* **Box on a cluttered photo** (the object touches each side of a box drawn around it): outside
+  every box is background. Inside, a thin strip along the box's edges and the context around the
+  box give background colour samples; pixels whose colour is more frequent inside the box than in
+  those samples start as probable product. GrabCut (OpenCV) then runs on the box's region, on a
+  copy of the preview whose slow illumination changes (vignetting, light fall-off) are divided
+  out, so its colour models see surfaces rather than lighting.
+* **Clicks**: a disk of ``click_radius`` around each click is a hard seed (product / background).
+  A click also speaks for the region of similar colour around it (within ``grow_reach``: hard
+  label) and, within ``click_reach``, for that colour elsewhere in the region (probable label);
+  contradicting regions cancel. GrabCut then updates the cached state with ``click_iterations``.
+  Without a box on a cluttered photo, GrabCut starts from a disk around the positive clicks.
+* **Clean-up**: specks dropped, parts touched by a positive click (or the largest) kept,
+  pin-holes filled (real holes, such as a mug handle's, stay).
 
 ``commit(hints)`` upsamples that mask and computes the soft edge at full resolution in a thin
 band (:func:`packshot.segment.refine.full_res_matte`), with the backdrop model on plain backdrops
 or a local background estimate elsewhere, and decontaminates the edge colours.
+
+Positive clicks outside every box are ignored on cluttered photos (the box bounds the product).
 """
 from __future__ import annotations
 
@@ -93,11 +100,12 @@ class InteractiveCutout:
     def __init__(self, photo: Photo, params: InteractiveParams | None = None,
                  classic: ClassicParams | None = None):
         self.photo = photo
+        self.rgb = R.flattened_rgb(photo)                            # HxWx3 uint8, full size
         self.params = prm = params or InteractiveParams()
         self.classic = classic or ClassicParams()
         w, h = photo.size
         self.scale = R.preview_scale((w, h), prm.preview_side)
-        self.p = R.downscale(photo.rgb, self.scale)                  # HxWx3 float32 RGB
+        self.p = R.downscale(self.rgb, self.scale)                  # HxWx3 float32 RGB
         ph, pw = self.p.shape[:2]
         self.preview_size = (pw, ph)
         self._gc_image = self._illumination_normalised()             # HxWx3 uint8 BGR
@@ -153,7 +161,7 @@ class InteractiveCutout:
         with self._lock:
             if not self._auto_done:
                 w, h = self.photo.size
-                p = R.downscale(self.photo.rgb, R.preview_scale((w, h), self.classic.preview_side))
+                p = R.downscale(self.rgb, R.preview_scale((w, h), self.classic.preview_side))
                 res = auto_mask(p, self.classic)
                 noise = max(res.backdrop.sigma_k, res.backdrop.sigma_r)
                 plain = (noise < self.params.plain_noise and not res.notes
@@ -452,10 +460,10 @@ class InteractiveCutout:
             near_m = cv2.dilate(m.astype(np.uint8), R.disk(2)) > 0
             near_a = cv2.dilate(auto.mask.astype(np.uint8), R.disk(2)) > 0
             m = (auto.mask & near_m) | (m & ~near_a)
-            alpha, fg = finish_matte(self.photo.rgb, auto, m, self.classic)
+            alpha, fg = finish_matte(self.rgb, auto, m, self.classic)
         else:
             fields = R.local_edge_fields(self.p, mask, band=self.params.band)
-            alpha, fg = R.full_res_matte(self.photo.rgb, fields, snap=self.classic.snap)
+            alpha, fg = R.full_res_matte(self.rgb, fields, snap=self.classic.snap)
         if not (alpha >= 0.5).any():
             raise NoProductFoundError(f"{self.photo.source}: no product found for these hints")
         return Matte(alpha=alpha, engine="classic", foreground=fg,

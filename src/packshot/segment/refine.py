@@ -31,6 +31,15 @@ def disk(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(_ELLIPSE, (2 * r + 1, 2 * r + 1))
 
 
+def flattened_rgb(photo) -> np.ndarray:
+    """The photo's colours (HxWx3 uint8); a photo with its own transparency is first composited
+    on white, so that its transparent part reads as a plain white backdrop."""
+    if photo.alpha is None:
+        return photo.rgb
+    a = np.asarray(photo.alpha, np.float32)[..., None]
+    return np.round(photo.rgb.astype(np.float32) * a + 255.0 * (1 - a)).astype(np.uint8)
+
+
 def preview_scale(size: tuple[int, int], long_side: int) -> float:
     """Scale factor (<= 1) that brings the long side of ``size`` (w, h) to ``long_side``."""
     return min(1.0, long_side / max(size))
@@ -330,11 +339,6 @@ def full_res_matte(rgb_u8: np.ndarray, fields: EdgeFields, *, snap: float = 0.03
         col = decontaminate(I[soft], a[soft], F[soft], B[soft])
         fg_u8[ys[soft], xs[soft]] = np.round(col * 255).astype(np.uint8)
     return alpha, fg_u8
-
-
-def matte_from(alpha: np.ndarray, foreground: np.ndarray | None, engine: str, notes=(), timings=None) -> Matte:
-    return Matte(alpha=alpha.astype(np.float32, copy=False), engine=engine, foreground=foreground,
-                 notes=tuple(notes), timings=dict(timings or {}))
 
 
 # -- measuring halos -----------------------------------------------------------------------------
