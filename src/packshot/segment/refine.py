@@ -293,9 +293,11 @@ def _cut_shadow_tail(rgb_u8, alpha, xs, ys, I, B, a, rule: ShadowTail) -> np.nda
     x1, y1 = min(alpha.shape[1], x1 + pad), min(alpha.shape[0], y1 + pad)
     opaque = (alpha[y0:y1, x0:x1] >= 0.5).astype(np.uint8)
     near = cv2.dilate(opaque, disk(rule.reach))[ys - y0, xs - x0] > 0
-    crop = rgb_u8[y0:y1, x0:x1].astype(np.float32) * np.float32(1 / 255)
-    hp = crop - cv2.GaussianBlur(crop, (0, 0), 1.0)
-    tex = np.sqrt(cv2.GaussianBlur(np.einsum("ijc,ijc->ij", hp, hp), (0, 0), 1.5))[ys - y0, xs - x0]
+    # texture of the luma (one channel keeps the memory low on large photos)
+    luma = cv2.cvtColor(np.ascontiguousarray(rgb_u8[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    luma *= np.float32(1 / 255)
+    hp = luma - cv2.GaussianBlur(luma, (0, 0), 1.0)
+    tex = np.sqrt(cv2.GaussianBlur(hp * hp, (0, 0), 1.5) * 3)[ys - y0, xs - x0]
     cut = cand & ~near & (tex < rule.texture)
     a = a.copy()
     a[cut] = 0.0
