@@ -299,6 +299,22 @@ def test_text_errors(settings, model_dir, photo, tmp_path):
         text_candidates(photo, "the mug", settings=settings, text_model=str(model_dir / "sam-vit-base"))
 
 
+def test_text_model_from_settings_field(model_dir, photo, tmp_path):
+    """A ``clip_model`` settings field (PACKSHOT_CLIP_MODEL via Settings.from_env) picks the ranker."""
+    from packshot.segment.text import resolve_text_model
+
+    class WithClip(Settings):
+        clip_model: str | None = None
+
+    only_sam = tmp_path / "only_sam"
+    only_sam.mkdir()
+    (only_sam / "sam-vit-base").symlink_to(model_dir / "sam-vit-base")
+    st = WithClip(model_dir=only_sam, clip_model=str(model_dir / "clipseg"))
+    assert resolve_text_model(st) == model_dir / "clipseg"
+    m = _segmenter(st, refine=False).segment(photo, Hints(text="the mug"))
+    assert m.alpha.shape == (H, W) and "text 'the mug'" in m.notes[0]
+
+
 # --------------------------------------------------------------------------------------------
 # errors
 # --------------------------------------------------------------------------------------------
