@@ -25,6 +25,8 @@ class Settings(BaseModel):
     data_dir: Path = Field(default_factory=default_data_dir, description="Database, blobs, job queue.")
     model_dir: Path = Field(default_factory=default_model_dir,
                             description="Folder searched first for model weights (then the HF cache).")
+    clip_model: str | None = Field(None, description="CLIP or CLIPSeg id/folder for text prompts "
+                                   "(sam engine); default clip-vit-base-patch32, then clipseg.")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
     dtype: str = Field("auto", description="auto | float32 | float16 | bfloat16")
     offline: bool = Field(True, description="Never download implicitly (local_files_only).")
