@@ -24,7 +24,7 @@ Automatic cut-out, step by step (all on a preview whose long side is ``preview_s
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -281,12 +281,17 @@ class ClassicSegmenter:
         self.params = params or ClassicParams()
 
     def segment(self, photo: Photo, hints: Hints = Hints(), progress: ProgressFn = no_progress) -> Matte:
+        """Matte the photo's size; with points/boxes the interactive session's ``commit``."""
         if hints.points or hints.neg_points or hints.boxes:
             from .interactive import InteractiveCutout
 
-            session = InteractiveCutout(photo, classic=self.params)
-            return session.commit(hints, progress)
-        return self.auto(photo, progress)
+            matte = InteractiveCutout(photo, classic=self.params).commit(hints, progress)
+        else:
+            matte = self.auto(photo, progress)
+        if hints.text:
+            matte = replace(matte, notes=matte.notes + (
+                f"classic: the text prompt {hints.text!r} is not used (the sam engine reads text)",))
+        return matte
 
     def auto(self, photo: Photo, progress: ProgressFn = no_progress) -> Matte:
         """Automatic cut-out of a product on a plain backdrop (see the module docstring)."""
