@@ -130,8 +130,8 @@ class Placement:
     @property
     def product_box(self) -> Box:
         """The product's box on the canvas (XYXY, exclusive)."""
-        w = round((self.src_box[2] - self.src_box[0]) * self.scale)
-        h = round((self.src_box[3] - self.src_box[1]) * self.scale)
+        w = max(1, round((self.src_box[2] - self.src_box[0]) * self.scale))  # as layout.plan: >= 1 px
+        h = max(1, round((self.src_box[3] - self.src_box[1]) * self.scale))
         return self.offset[0], self.offset[1], self.offset[0] + w, self.offset[1] + h
 
 
