@@ -180,7 +180,10 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "<unmatched>"
+            # the matched route's template ("/api/v1/jobs/{job_id}"): FastAPI keeps the prefixed path
+            # of routes from included routers in its effective route context
+            ctx = (scope.get("fastapi") or {}).get("effective_route_context")
+            template = getattr(ctx, "path", None) or getattr(scope.get("route"), "path", None) or (
+                "/static" if scope.get("path", "").startswith("/static/") else "<unmatched>")
             self.metrics.observe_request(scope.get("method", "?"), template, status["code"],
                                          time.perf_counter() - t0)

@@ -165,6 +165,8 @@ class SavedUpdate(BaseModel):
 
 # -- cutouts ----------------------------------------------------------------------------------
 Coord = Annotated[float, Field(allow_inf_nan=False, ge=-1e6, le=1e6)]
+XY = Annotated[list[Coord], Field(min_length=2, max_length=2, description="[x, y]")]
+XYXY = Annotated[list[Coord], Field(min_length=4, max_length=4, description="[x0, y0, x1, y1]")]
 
 
 class CutoutHints(BaseModel):
@@ -172,12 +174,9 @@ class CutoutHints(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    points: list[tuple[Coord, Coord]] = Field(default_factory=list, max_length=200,
-                                              description="Positive clicks [x, y].")
-    neg_points: list[tuple[Coord, Coord]] = Field(default_factory=list, max_length=200,
-                                                  description="Negative clicks [x, y].")
-    boxes: list[tuple[Coord, Coord, Coord, Coord]] = Field(default_factory=list, max_length=20,
-                                                           description="Boxes [x0, y0, x1, y1].")
+    points: list[XY] = Field(default_factory=list, max_length=200, description="Positive clicks [x, y].")
+    neg_points: list[XY] = Field(default_factory=list, max_length=200, description="Negative clicks [x, y].")
+    boxes: list[XYXY] = Field(default_factory=list, max_length=20, description="Boxes [x0, y0, x1, y1].")
     engine: Literal["auto", "classic", "sam"] = "auto"
 
 

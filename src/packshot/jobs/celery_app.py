@@ -23,6 +23,7 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from typing import Any
 
 from ..config import Settings
@@ -149,7 +150,9 @@ class CeleryQueue:
                 continue
             while not self._stop.is_set():
                 try:
-                    self.app.send_task(TASK_NAME, args=[jid], queue=QUEUE_NAME)
+                    # task id = job id + a suffix: worker logs name the job
+                    self.app.send_task(TASK_NAME, args=[jid], queue=QUEUE_NAME,
+                                       task_id=f"{jid}-{uuid.uuid4().hex[:8]}")
                     self.sent += 1
                     break
                 except Exception as e:  # broker down: keep the id and try again

@@ -76,7 +76,7 @@ def create_job(body: JobCreate, state: StateDep, owner: OwnerDep) -> JobPublic:
 @router.get("/jobs", response_model=JobsPublic)
 def list_jobs(store: StoreDep, owner: OwnerDep, product_id: Annotated[str | None, Query(max_length=64)] = None,
               status: JobStatus | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-              offset: Annotated[int, Query(ge=0)] = 0) -> JobsPublic:
+              offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> JobsPublic:
     """Jobs, newest first."""
     if product_id is not None:
         store.get_product(owner, product_id)  # 404 for unknown / another key's product

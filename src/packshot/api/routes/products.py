@@ -57,7 +57,7 @@ def _decode(data: bytes, max_pixels: int, n: int) -> PhotoUpload:
 
 @router.get("/products", response_model=ProductsPublic)
 def list_products(store: StoreDep, owner: OwnerDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                  offset: Annotated[int, Query(ge=0)] = 0) -> ProductsPublic:
+                  offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> ProductsPublic:
     items, count = store.list_products(owner, limit, offset)
     return ProductsPublic(items=[ProductPublic.of(p) for p in items], count=count)
 

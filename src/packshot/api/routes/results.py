@@ -71,7 +71,7 @@ def delete_result(result_id: str, store: StoreDep, owner: OwnerDep) -> Response:
 def history(product_id: str, store: StoreDep, owner: OwnerDep, saved: bool | None = None,
             min_rating: Annotated[int | None, Query(ge=1, le=5)] = None,
             limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-            offset: Annotated[int, Query(ge=0)] = 0) -> ResultsPublic:
+            offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> ResultsPublic:
     """The product's results, newest first (best first within a job)."""
     items, count = store.history(owner, product_id, saved=saved, min_rating=min_rating, limit=limit,
                                  offset=offset)
