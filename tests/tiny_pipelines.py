@@ -76,26 +76,26 @@ def _text_config(tok, projection: bool = False):
     return CLIPTextConfig(**kw)
 
 
-def tiny_vae(sdxl: bool = False):
+def tiny_vae(sdxl: bool = False, sample_size: int = SAMPLE_SIZE):
     from diffusers import AutoencoderKL
 
     kw = {"force_upcast": False} if sdxl else {}
     return AutoencoderKL(block_out_channels=(16, 16, 32, 32), in_channels=3, out_channels=3,
                          down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                         latent_channels=4, norm_num_groups=8, sample_size=SAMPLE_SIZE * 8, **kw)
+                         latent_channels=4, norm_num_groups=8, sample_size=sample_size * 8, **kw)
 
 
-def tiny_unet(in_channels: int = 9, sdxl: bool = False):
+def tiny_unet(in_channels: int = 9, sdxl: bool = False, sample_size: int = SAMPLE_SIZE):
     from diffusers import UNet2DConditionModel
 
     if not sdxl:
         return UNet2DConditionModel(
-            block_out_channels=(32, 64), layers_per_block=1, sample_size=SAMPLE_SIZE, in_channels=in_channels,
+            block_out_channels=(32, 64), layers_per_block=1, sample_size=sample_size, in_channels=in_channels,
             out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
             up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=TEXT_DIM)
     # SDXL: text_time added conditioning = pooled text (32) + 6 micro-conditioning ids x 8
     return UNet2DConditionModel(
-        block_out_channels=(32, 64), layers_per_block=1, sample_size=SAMPLE_SIZE, in_channels=in_channels,
+        block_out_channels=(32, 64), layers_per_block=1, sample_size=sample_size, in_channels=in_channels,
         out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4),
         use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=8,
@@ -114,15 +114,15 @@ def _save(pipe, path: Path) -> Path:
     return path
 
 
-def sd_components(in_channels: int = 9) -> dict:
+def sd_components(in_channels: int = 9, sample_size: int = SAMPLE_SIZE) -> dict:
     from diffusers import PNDMScheduler
     from transformers import CLIPTextModel
 
     _seeded()
     tok = tiny_tokenizer()
     return {
-        "unet": tiny_unet(in_channels),
-        "vae": tiny_vae(),
+        "unet": tiny_unet(in_channels, sample_size=sample_size),
+        "vae": tiny_vae(sample_size=sample_size),
         "text_encoder": CLIPTextModel(_text_config(tok)).eval(),
         "tokenizer": tok,
         "scheduler": PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
@@ -153,10 +153,12 @@ def sdxl_components(in_channels: int = 9) -> dict:
     }
 
 
-def build_sd_inpaint(path: Path) -> Path:
+def build_sd_inpaint(path: Path, sample_size: int = SAMPLE_SIZE) -> Path:
+    """``sample_size`` is the UNet's latent side: native px = 8 x sample_size (16 -> 128 px)."""
     from diffusers import StableDiffusionInpaintPipeline
 
-    return _save(StableDiffusionInpaintPipeline(**sd_components(9), requires_safety_checker=False), path)
+    return _save(StableDiffusionInpaintPipeline(**sd_components(9, sample_size), requires_safety_checker=False),
+                 path)
 
 
 def build_sd_text2img(path: Path) -> Path:
@@ -286,7 +288,9 @@ def build_single_file(path: Path, in_channels: int = 9) -> Path:
     sd.update(_unet_to_ldm(comps["unet"].state_dict(), comps["unet"]))
     sd.update(_vae_to_ldm(comps["vae"].state_dict()))
     for k, v in comps["text_encoder"].state_dict().items():
-        sd["cond_stage_model.transformer." + k] = v
+        # original checkpoints hold transformers' CLIPTextModel under text_model.* (transformers 5
+        # flattened the module, so its own keys may lack the prefix)
+        sd["cond_stage_model.transformer." + (k if k.startswith("text_model.") else "text_model." + k)] = v
     save_file({k: v.contiguous() for k, v in sd.items()}, str(path))
     return Path(path)
 

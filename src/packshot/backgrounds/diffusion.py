@@ -530,8 +530,9 @@ class LoadedPipeline:
         return self._views[class_name]
 
     def release(self) -> None:
+        """Called on LRU eviction: drop the views; the modules go when the last user lets go
+        (a render still running on this pipeline keeps it alive until it ends)."""
         self._views.clear()
-        self.pipe = None
 
 
 class DiffusionEngine:

@@ -1,0 +1,385 @@
+"""Diffusion engine on tiny randomly initialised pipelines saved in the real diffusers layout.
+
+Acceptance runs go through ``python -m packshot generate`` as a process; the rest drives
+``DiffusionEngine.render`` with the exact matte of a synthetic mug (128x96, 2 steps, CPU).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import run_cli
+from packshot.backgrounds import SceneJob
+from packshot.backgrounds.diffusion import (DiffusionEngine, ModelInfo, canny_control, depth_control, plan_geometry,
+                                            ring_mask)
+from packshot.config import Settings
+from packshot.errors import DependencyMissingError, InvalidInputError, ModelError, UnknownNameError
+from packshot.layout import place, plan
+from packshot.models import model_cache
+from packshot.schema import GenerateRequest
+from packshot.types import Cutout, Matte, Photo
+from synth import mug_photo
+
+SIZE = (128, 96)
+
+
+# -- fixtures: tiny models, built once per session ------------------------------------------------
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> dict[str, Path]:
+    import tiny_pipelines as tp
+
+    root = tmp_path_factory.mktemp("tiny_diffusion")
+    out = {
+        "sd": tp.build_sd_inpaint(root / "sd-inpaint"),
+        "sd_t2i": tp.build_sd_text2img(root / "sd-t2i"),
+        "sdxl": tp.build_sdxl_inpaint(root / "sdxl-inpaint"),
+        "sdxl_t2i": tp.build_sdxl_text2img(root / "sdxl-t2i"),
+        "cn": tp.build_controlnet(root / "controlnet-sd"),
+        "cn_xl": tp.build_controlnet(root / "controlnet-sdxl", sdxl=True),
+        "ip": tp.build_ip_adapter(root / "ip-adapter-sd"),
+        "single": tp.build_single_file(root / "sd-inpaint-single.safetensors"),
+        "corrupt": tp.corrupt_copy(root / "sd-inpaint", root / "sd-inpaint-corrupt", "unet"),
+    }
+    return out
+
+
+@pytest.fixture(scope="session")
+def mug(tmp_path_factory):
+    """(rgb, truth alpha, PNG path) of a 128x96 synthetic mug photo.
+
+    The PNG carries the exact matte as its alpha channel (a cut-out product photo), so that the CLI
+    runs test the diffusion stage, not the segmenter (which has its own tests)."""
+    rgb, alpha = mug_photo(SIZE, jpeg_quality=None, seed=3)
+    path = tmp_path_factory.mktemp("mug") / "mug.png"
+    a8 = np.round(alpha * 255).astype(np.uint8)
+    Image.fromarray(np.dstack([rgb, a8]), "RGBA").save(path)
+    return rgb, a8.astype(np.float32) / 255.0, path
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings(model_dir=tmp_path / "models", device="cpu")
+
+
+def _job(mug, **fields) -> SceneJob:
+    rgb, alpha, _ = mug
+    fields = {"engine": "diffusion", "steps": 2, "n": 1, "seed": 5, "prompt": "on a wooden table", **fields}
+    if not any(k in fields for k in ("size", "aspect", "preset")):
+        fields.setdefault("keep_framing", True)
+    req = GenerateRequest(**fields)
+    cut = Cutout(Photo(rgb, source="mug"), Matte(alpha=alpha, engine="truth"))
+    seeds = tuple(req.seed + i for i in range(req.n))
+    return SceneJob(request=req, layer=place(cut, plan(cut, req)), seeds=seeds, photo=cut.photo)
+
+
+def _env(tmp_path: Path) -> dict:
+    """Isolated from any real weights on this machine: an empty model dir and HF cache."""
+    return {"PACKSHOT_MODEL_DIR": str(tmp_path / "models"), "HF_HOME": str(tmp_path / "hf"),
+            "HF_HUB_CACHE": str(tmp_path / "hf" / "hub"), "HF_HUB_OFFLINE": "1"}
+
+
+def _generate_cli(tmp_path, mug, model, name, *extra):
+    out = tmp_path / name
+    r = run_cli("generate", mug[2], "--engine", "diffusion", "--model", model, "--steps", "2", "-n", "2",
+                "--keep-framing", "--seed", "11", "-o", out, *extra, env=_env(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    return out
+
+
+def _check_outputs(out: Path, photo_rgb: np.ndarray) -> dict:
+    """Two candidates + results.json exist; the opaque product pixels are the photo's, bit-exact."""
+    doc = json.loads((out / "results.json").read_text())
+    files = [c["file"] for c in doc["candidates"]]
+    assert len(files) == 2 and all((out / f).exists() for f in files)
+    assert sorted(c["seed"] for c in doc["candidates"]) == [11, 12]
+    cut_alpha = np.asarray(Image.open(out / "cutout.png"))[..., 3]
+    opaque = cut_alpha == 255
+    assert opaque.sum() > 500
+    for f in files:
+        img = np.asarray(Image.open(out / f).convert("RGB"))
+        assert img.shape == photo_rgb.shape
+        assert np.array_equal(img[opaque], photo_rgb[opaque])
+        assert not np.array_equal(img[~opaque], photo_rgb[~opaque])  # the background was repainted
+    return doc
+
+
+def _pixels(out: Path, seed: int) -> np.ndarray:
+    doc = json.loads((out / "results.json").read_text())
+    f = next(c["file"] for c in doc["candidates"] if c["seed"] == seed)
+    return np.asarray(Image.open(out / f).convert("RGB"))
+
+
+# -- acceptance through the CLI, as a process ---------------------------------------------------------
+
+def test_cli_tiny_sd_inpaint_exact_product_and_same_seed_same_bytes(tmp_path, tiny, mug):
+    a = _generate_cli(tmp_path, mug, tiny["sd"], "a")
+    doc = _check_outputs(a, mug[0])
+    params = doc["candidates"][0]["parameters"]
+    assert params["Mode"] == "inpaint" and params["Model"] == "sd-inpaint" and params["Steps"] == 2
+    assert params["Sampler"] == "PNDMScheduler" and params["Device"] == "cpu float32"
+    assert params["Denoising strength"] == 1.0 and "Seed" in params
+    assert "raw_product_change" in doc["candidates"][0]["scores"]  # the score stage saw raw_product
+    b = _generate_cli(tmp_path, mug, tiny["sd"], "b")
+    for seed in (11, 12):
+        name = next(c["file"] for c in doc["candidates"] if c["seed"] == seed)
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+
+
+@pytest.mark.parametrize("key, mode", [("sdxl", "auto"), ("sd_t2i", "text2img")])
+def test_cli_tiny_sdxl_and_text2img(tmp_path, tiny, mug, key, mode, settings):
+    out = _generate_cli(tmp_path, mug, tiny[key], key, "--mode", mode)
+    doc = _check_outputs(out, mug[0])
+    params = doc["candidates"][0]["parameters"]
+    assert params["Mode"] == ("inpaint" if key == "sdxl" else "text2img")
+    assert params["Sampler"] == ("EulerDiscreteScheduler" if key == "sdxl" else "PNDMScheduler")
+    # same seed, another process (this one): the same backdrop pixels
+    from packshot.pipeline import Pipeline
+    res = Pipeline(settings).generate(str(mug[2]), engine="diffusion", model=str(tiny[key]), steps=2, n=2,
+                                      keep_framing=True, seed=11, mode=mode)
+    for cand in res.candidates:
+        assert np.array_equal(cand.image, _pixels(out, cand.seed))
+
+
+@pytest.mark.parametrize("case", ["missing", "wrong-kind", "size", "corrupt"])
+def test_cli_errors_are_one_line_exit_2(tmp_path, tiny, mug, case):
+    args = {
+        "missing": ["--model", "sd15-inpaint"],
+        "wrong-kind": ["--model", str(tiny["sd_t2i"]), "--mode", "inpaint"],
+        "size": ["--model", str(tiny["sd"]), "--size", "4096x64"],
+        "corrupt": ["--model", str(tiny["corrupt"])],
+    }[case]
+    framing = [] if case == "size" else ["--keep-framing"]
+    r = run_cli("generate", mug[2], "--engine", "diffusion", *args, *framing, "--steps", "2", "-n", "1",
+                "-o", tmp_path / "out", env=_env(tmp_path))
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr and r.stderr.startswith("packshot: error:")
+    want = {"missing": "fetch them with: packshot models pull sd15-inpaint",
+            "wrong-kind": "text-to-image model (UNet in_channels=4); inpainting needs an inpainting checkpoint",
+            "size": "is a size model 'sd-inpaint' cannot take",
+            "corrupt": "sd-inpaint-corrupt is corrupt or incomplete: unet"}[case]
+    assert want in r.stderr
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
+# -- caching, batching, determinism ---------------------------------------------------------------------
+
+def test_second_call_reuses_the_loaded_pipeline(tiny, mug, settings):
+    engine = DiffusionEngine(settings)
+    cache = model_cache(settings)
+    job = _job(mug, model=str(tiny["sd"]))
+    first = engine.render(job)
+    loads, hits = cache.stats["loads"], cache.stats["hits"]
+    second = DiffusionEngine(settings).render(job)   # another engine instance, as another job would
+    assert cache.stats["loads"] == loads and cache.stats["hits"] == hits + 1
+    assert second[0].timings["model_load"] == 0.0
+    assert np.array_equal(first[0].rgb, second[0].rgb)
+
+
+def test_batched_candidates_equal_single_calls(tiny, mug, settings):
+    engine = DiffusionEngine(settings)
+    batch = engine.render(_job(mug, model=str(tiny["sd"]), n=3, seed=7))
+    single = engine.render(_job(mug, model=str(tiny["sd"]), n=1, seed=8))
+    assert [s.seed for s in batch] == [7, 8, 9]
+    diff = np.abs(batch[1].rgb.astype(int) - single[0].rgb.astype(int))
+    assert diff.max() <= 2  # float rounding of a batched conv; the same seed, the same image
+    assert np.abs(batch[0].rgb.astype(int) - batch[1].rgb.astype(int)).max() > 20  # seeds differ
+
+
+def test_scene_fields_progress_and_params(tiny, mug, settings):
+    events = []
+    scenes = DiffusionEngine(settings).render(_job(mug, model=str(tiny["sdxl"]), n=2, steps=3),
+                                              lambda stage, f, msg: events.append((stage, f, msg)))
+    steps = [e for e in events if e[2].startswith("step ")]
+    assert [e[2] for e in steps] == ["step 1/3", "step 2/3", "step 3/3"] * 1
+    assert all(e[0] == "background" for e in events) and events[-1][1] == 1.0
+    fr = [e[1] for e in events]
+    assert fr == sorted(fr)
+    s = scenes[0]
+    assert s.engine == "diffusion" and s.generated and not s.needs_shadow
+    assert s.rgb.shape == (96, 128, 3) and s.rgb.dtype == np.uint8
+    assert s.raw_product is not None and s.raw_product.shape == (96, 128, 3) and s.raw_product.dtype == np.uint8
+    assert s.params["Steps"] == 3 and s.params["CFG scale"] == 7.5 and s.params["Model"] == "sdxl-inpaint"
+
+
+def test_scheduler_by_name_and_unknown_name(tiny, mug, settings):
+    engine = DiffusionEngine(settings)
+    s = engine.render(_job(mug, model=str(tiny["sd"]), scheduler="EulerAncestralDiscreteScheduler"))[0]
+    assert s.params["Sampler"] == "EulerAncestralDiscreteScheduler"
+    s2 = engine.render(_job(mug, model=str(tiny["sd"]), scheduler="dpmsolvermultistepscheduler"))[0]
+    assert s2.params["Sampler"] == "DPMSolverMultistepScheduler"
+    s3 = engine.render(_job(mug, model=str(tiny["sd"])))[0]      # back to the model's own
+    assert s3.params["Sampler"] == "PNDMScheduler"
+    with pytest.raises(UnknownNameError, match="unknown scheduler 'Turbo'; valid: DDIMScheduler"):
+        engine.render(_job(mug, model=str(tiny["sd"]), scheduler="Turbo"))
+
+
+# -- geometry: pad, never stretch, scale into the model's range ---------------------------------------------
+
+def test_outpaint_on_a_new_canvas_with_padding(tiny, mug, settings):
+    scenes = DiffusionEngine(settings).render(_job(mug, model=str(tiny["sd"]), size="100x75"))
+    s = scenes[0]
+    assert s.rgb.shape == (75, 100, 3) and s.raw_product.shape == (75, 100, 3)
+    assert s.params["Mode"] == "outpaint" and s.params["Working size"] == "104x80"
+
+
+def test_large_canvas_generated_at_the_models_scale_then_resized(tiny, mug, settings):
+    s = DiffusionEngine(settings).render(_job(mug, model=str(tiny["sd"]), size="400x300"))[0]
+    assert s.rgb.shape == (300, 400, 3)
+    assert s.params["Working size"] == "224x168"    # uniform scale 0.554 -> 222x166, padded to /8
+    assert any("generated at 222x166" in n for n in s.notes)
+
+
+def test_plan_geometry_limits():
+    info = ModelInfo(path=Path("x"), name="sd", format="diffusers", family="sd", in_channels=9, native=512,
+                     min_side=64)
+    g = plan_geometry((2000, 2000), info)
+    assert g.work == (768, 768) and g.padded == (768, 768)
+    g = plan_geometry((901, 601), info)          # within range: as is, padded to multiples of 8
+    assert g.work == (901, 601) and g.padded == (904, 608) and g.scale == 1.0
+    g = plan_geometry((200, 150), info)          # small canvases are scaled up into range, same aspect
+    assert g.work[0] / g.work[1] == pytest.approx(200 / 150, rel=0.01) and g.work[0] * g.work[1] >= 256 ** 2 * 0.99
+    with pytest.raises(ModelError, match="4096x64 is a size model 'sd' cannot take"):
+        plan_geometry((4096, 64), info)
+    out = g.to_canvas(np.zeros((*g.padded[::-1], 3), np.uint8))
+    assert out.shape == (150, 200, 3)
+
+
+# -- modes and notes -----------------------------------------------------------------------------------
+
+def test_text2img_scene_and_notes_for_settings_that_do_not_apply(tiny, mug, settings):
+    s = DiffusionEngine(settings).render(_job(mug, model=str(tiny["sd_t2i"]), mode="text2img", strength=0.5,
+                                              control_image="depth", guidance=1.0))[0]
+    assert s.needs_shadow and s.generated and s.raw_product is None
+    assert "Denoising strength" not in s.params and s.params["Mode"] == "text2img"
+    notes = " | ".join(s.notes)
+    assert "strength 0.5 does not apply to text2img" in notes
+    assert "control_image 'depth' needs a ControlNet" in notes
+    assert "the negative prompt is not used" in notes
+
+
+def test_img2img_restyles_a_reference(tiny, mug, settings, tmp_path):
+    ref = tmp_path / "ref.png"
+    Image.fromarray(np.tile(np.linspace(0, 255, 64, dtype=np.uint8)[None, :, None], (48, 1, 3))).save(ref)
+    engine = DiffusionEngine(settings)
+    s = engine.render(_job(mug, model=str(tiny["sd_t2i"]), reference_image=str(ref), strength=0.6, steps=4))[0]
+    assert s.params["Mode"] == "img2img" and s.params["Denoising strength"] == 0.6 and s.needs_shadow
+    assert any("mode auto" in n and "img2img" in n for n in s.notes)
+    with pytest.raises(InvalidInputError, match="give reference_image"):
+        engine.render(_job(mug, model=str(tiny["sd_t2i"]), mode="img2img"))
+    with pytest.raises(ModelError, match="inpainting model .*img2img needs a text-to-image"):
+        engine.render(_job(mug, model=str(tiny["sd"]), mode="img2img", reference_image=str(ref)))
+
+
+def test_seam_pass_repaints_only_a_ring_around_the_product(tiny, mug, settings):
+    engine = DiffusionEngine(settings)
+    plain = engine.render(_job(mug, model=str(tiny["sd"])))[0]
+    seam = engine.render(_job(mug, model=str(tiny["sd"]), seam_pass=True))[0]
+    assert seam.params["Seam pass"] == "strength 0.35, ring 4 px"
+    changed = np.abs(seam.rgb.astype(int) - plain.rgb.astype(int)).max(axis=2) > 0
+    assert changed.any()
+    near = ring_mask(mug[1], 4 + 8) > 0  # the ring plus its feathering
+    assert not changed[~near].any()
+    assert np.array_equal(seam.raw_product, plain.raw_product)  # raw = the model's first pass
+
+
+def test_text2img_seam_pass_harmonises_with_the_product(tiny, mug, settings):
+    s = DiffusionEngine(settings).render(_job(mug, model=str(tiny["sd_t2i"]), mode="text2img",
+                                              seam_pass=True))[0]
+    assert s.raw_product is not None and "Seam pass" in s.params
+
+
+def test_wrong_kind_and_no_step_errors(tiny, mug, settings):
+    engine = DiffusionEngine(settings)
+    with pytest.raises(ModelError, match="inpainting model .*text2img needs a text-to-image"):
+        engine.render(_job(mug, model=str(tiny["sd"]), mode="text2img"))
+    with pytest.raises(ModelError, match="is a ControlNetModel folder, not a diffusion pipeline"):
+        engine.render(_job(mug, model=str(tiny["cn"])))
+    with pytest.raises(InvalidInputError, match="steps 2 x strength 0.3 leaves no denoising step"):
+        engine.render(_job(mug, model=str(tiny["sd"]), strength=0.3))
+
+
+def test_plain_background_preset_runs_no_model(mug, settings):
+    loads = model_cache(settings).stats["loads"]
+    scenes = DiffusionEngine(settings).render(_job(mug, preset="amazon", n=2))
+    assert model_cache(settings).stats["loads"] == loads
+    assert all((s.rgb == 255).all() and not s.generated for s in scenes)
+    assert "plain RGB 255,255,255" in scenes[0].notes[0]
+
+
+# -- conditioning --------------------------------------------------------------------------------------
+
+def test_control_images_from_the_layout(mug):
+    layer = _job(mug).layer
+    canny, depth = canny_control(layer), depth_control(layer)
+    assert canny.shape == depth.shape == (96, 128, 3)
+    inside = mug[1] >= 0.99
+    assert canny[..., 0][mug[1] < 0.01].max() == 0 or canny.mean() < 60  # edges only, mostly black
+    assert (canny > 0).any()
+    assert depth[..., 0][inside].min() > depth[..., 0][mug[1] < 0.01].max()  # the product is nearest
+
+
+@pytest.mark.parametrize("control", ["canny", "depth"])
+def test_controlnet_inpaint(tiny, mug, settings, control):
+    s = DiffusionEngine(settings).render(_job(mug, model=str(tiny["sd"]), controlnet=str(tiny["cn"]),
+                                              control_image=control, n=2))
+    assert s[0].params["ControlNet"] == f"controlnet-sd ({control})"
+    assert s[0].rgb.shape == (96, 128, 3)
+
+
+def test_controlnet_text2img_sdxl_and_mismatch(tiny, mug, settings):
+    engine = DiffusionEngine(settings)
+    s = engine.render(_job(mug, model=str(tiny["sdxl_t2i"]), controlnet=str(tiny["cn_xl"]), mode="text2img"))[0]
+    assert s.params["ControlNet"] == "controlnet-sdxl (canny)"
+    with pytest.raises(ModelError, match="ControlNet 'controlnet-sdxl' is for SDXL but model 'sd-inpaint'"):
+        engine.render(_job(mug, model=str(tiny["sd"]), controlnet=str(tiny["cn_xl"])))
+
+
+def test_ip_adapter_with_a_reference_photo(tiny, mug, settings):
+    engine = DiffusionEngine(settings)
+    s = engine.render(_job(mug, model=str(tiny["sd"]), ip_adapter=str(tiny["ip"]), reference_image=str(mug[2])))[0]
+    assert s.params["IP-Adapter"] == "ip-adapter-sd (scale 0.6)"
+    assert s.rgb.shape == (96, 128, 3)
+    with pytest.raises(InvalidInputError, match="ip_adapter takes the style of a reference photo"):
+        engine.render(_job(mug, model=str(tiny["sd"]), ip_adapter=str(tiny["ip"])))
+
+
+# -- single-file checkpoints, broken folders, missing extras ---------------------------------------------
+
+def test_single_file_checkpoint_matches_the_folder(tiny, mug, tmp_path):
+    # the file holds the same weights as tiny["sd"] (same builder seed), in the original LDM layout;
+    # the configs come from the base model's folder in the model dir (as `models pull --config-only` gives)
+    settings = Settings(model_dir=tmp_path / "models", device="cpu")
+    engine = DiffusionEngine(settings)
+    with pytest.raises(ModelError, match="packshot models pull sd15-inpaint --config-only"):
+        engine.render(_job(mug, model=str(tiny["single"])))
+    cfg = tmp_path / "models" / "sd15-inpaint"
+    shutil.copytree(tiny["sd"], cfg, ignore=shutil.ignore_patterns("*.safetensors"))
+    single = engine.render(_job(mug, model=str(tiny["single"])))[0]
+    folder = engine.render(_job(mug, model=str(tiny["sd"])))[0]
+    assert single.params["Model"] == "sd-inpaint-single.safetensors"
+    assert np.abs(single.rgb.astype(int) - folder.rgb.astype(int)).max() <= 1
+
+
+def test_corrupt_folder_caught_from_the_library(tiny, mug, settings, tmp_path):
+    # headers intact, but the UNet config does not match its weights: diffusers raises on load
+    bad = tmp_path / "mismatch"
+    shutil.copytree(tiny["sd"], bad)
+    cfg = json.loads((bad / "unet" / "config.json").read_text())
+    cfg["block_out_channels"] = [16, 32]
+    (bad / "unet" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelError, match=r"cannot load model .*mismatch"):
+        DiffusionEngine(settings).render(_job(mug, model=str(bad)))
+
+
+def test_missing_ai_extra_is_a_dependency_error(tiny, mug, settings, monkeypatch):
+    monkeypatch.setitem(sys.modules, "diffusers", None)  # `import diffusers` now raises ImportError
+    with pytest.raises(DependencyMissingError, match=r"the diffusion engine needs the 'ai' extra"):
+        DiffusionEngine(settings).render(_job(mug, model=str(tiny["sd"])))
