@@ -185,6 +185,7 @@ def test_second_call_reuses_the_loaded_pipeline(tiny, mug, settings):
 
 def test_batched_candidates_equal_single_calls(tiny, mug, settings):
     engine = DiffusionEngine(settings)
+    engine.cpu_batch = 3   # the batched path GPUs take (CPU runs one candidate per call by default)
     batch = engine.render(_job(mug, model=str(tiny["sd"]), n=3, seed=7))
     single = engine.render(_job(mug, model=str(tiny["sd"]), n=1, seed=8))
     assert [s.seed for s in batch] == [7, 8, 9]
@@ -198,7 +199,7 @@ def test_scene_fields_progress_and_params(tiny, mug, settings):
     scenes = DiffusionEngine(settings).render(_job(mug, model=str(tiny["sdxl"]), n=2, steps=3),
                                               lambda stage, f, msg: events.append((stage, f, msg)))
     steps = [e for e in events if e[2].startswith("step ")]
-    assert [e[2] for e in steps] == ["step 1/3", "step 2/3", "step 3/3"] * 1
+    assert [e[2] for e in steps] == ["step 1/3", "step 2/3", "step 3/3"] * 2   # one call per candidate on CPU
     assert all(e[0] == "background" for e in events) and events[-1][1] == 1.0
     fr = [e[1] for e in events]
     assert fr == sorted(fr)
@@ -383,3 +384,40 @@ def test_missing_ai_extra_is_a_dependency_error(tiny, mug, settings, monkeypatch
     monkeypatch.setitem(sys.modules, "diffusers", None)  # `import diffusers` now raises ImportError
     with pytest.raises(DependencyMissingError, match=r"the diffusion engine needs the 'ai' extra"):
         DiffusionEngine(settings).render(_job(mug, model=str(tiny["sd"])))
+
+
+def test_pickle_single_file_needs_the_opt_in(tiny, mug, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+    ckpt = tmp_path / "sd-inpaint.ckpt"
+    torch.save({"state_dict": load_file(str(tiny["single"]))}, ckpt)
+    shutil.copytree(tiny["sd"], tmp_path / "models" / "sd15-inpaint", ignore=shutil.ignore_patterns("*.safetensors"))
+    with pytest.raises(ModelError, match="pickle checkpoint; loading it can run code"):
+        DiffusionEngine(Settings(model_dir=tmp_path / "models", device="cpu")).render(_job(mug, model=str(ckpt)))
+    s = DiffusionEngine(Settings(model_dir=tmp_path / "models", device="cpu", allow_pickle_weights=True)).render(
+        _job(mug, model=str(ckpt)))[0]
+    assert s.params["Model"] == "sd-inpaint.ckpt" and s.params["Mode"] == "inpaint"
+
+
+def test_registry_id_and_default_model_from_the_model_dir(tiny, mug, tmp_path):
+    settings = Settings(model_dir=tmp_path / "models", device="cpu")
+    shutil.copytree(tiny["sd"], tmp_path / "models" / "sd15-inpaint")
+    engine = DiffusionEngine(settings)
+    s = engine.render(_job(mug, model="sd15-inpaint"))[0]
+    assert s.params["Model"] == "sd15-inpaint"
+    d = engine.render(_job(mug))[0]                      # no model given: the first default present
+    assert d.params["Model"] == "sd15-inpaint"
+    assert any(n.startswith("model: used sd15-inpaint (the first present of sdxl-inpaint") for n in d.notes)
+    with pytest.raises(ModelError, match="'controlnet-canny-sd15' is a controlnet model"):
+        engine.render(_job(mug, model="controlnet-canny-sd15"))
+
+
+def test_memory_options_are_applied_or_reported(tiny, mug, tmp_path):
+    settings = Settings(model_dir=tmp_path, device="cpu", cpu_offload=True, attention_slicing=True, vae_tiling=True)
+    engine = DiffusionEngine(settings)
+    s = engine.render(_job(mug, model=str(tiny["sd"])))[0]
+    assert "cpu_offload applies to GPUs only: the model runs on cpu" in s.notes
+    holder, _ = engine.load(engine.plan(_job(mug, model=str(tiny["sd"]))),
+                            __import__("packshot.models.devices", fromlist=["runtime"]).runtime(settings))
+    assert holder.pipe.vae.use_tiling
+    assert s.rgb.shape == (96, 128, 3)

@@ -17,9 +17,10 @@ Modes (``request.mode``):
 Correctness rules (see ``Geometry``): the canvas is scaled uniformly into the model's working range
 (about its native size; sides are never stretched), padded to multiples of 8 with explicit
 ``height``/``width``, and the padding is cropped off afterwards; the result is resized back to the
-exact canvas size. ``n`` candidates run as ONE batched call where memory allows, with one
-``torch.Generator("cpu").manual_seed(seed)`` per candidate and every input repeated per candidate,
-so candidate i equals a single call with its seed (up to float rounding). The product is pasted
+exact canvas size. On a GPU the ``n`` candidates run as ONE batched call where free memory allows
+(halving on out-of-memory); on CPU one call per candidate (batching measured no faster there). Each
+candidate has its own ``torch.Generator("cpu").manual_seed(seed)`` and its own copy of every input,
+so candidate i equals a single call with its seed (up to float rounding), batched or not. The product is pasted
 back exactly by the compositor; ``Scene.raw_product`` keeps the model's own pixels for fidelity
 scores. Every setting is honoured or reported in ``Scene.notes``.
 
@@ -539,6 +540,9 @@ class DiffusionEngine:
     """Background engine ``diffusion``: see the module docstring."""
 
     name = "diffusion"
+    # candidates per call on CPU: one batched call was measured no faster than single calls on CPU
+    # (and up to 1.4x slower at 512 px, with n times the activation memory); GPUs batch all n
+    cpu_batch: int = 1
 
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings()
@@ -867,10 +871,13 @@ class DiffusionEngine:
         return tuple(float(v) for v in np.median(border, axis=0))
 
     def _chunk(self, n: int, g: Geometry, rt) -> int:
-        """Candidates per batched call: all of them, unless GPU memory says fewer."""
+        """Candidates per call: on a GPU all of them in one batch unless free memory says fewer; on
+        CPU ``cpu_batch`` (measured: batching buys nothing there, see benchmarks/README-diffusion.md)."""
         from ..models.devices import free_memory_bytes
+        if rt.device == "cpu":
+            return max(1, min(n, self.cpu_batch))
         free = free_memory_bytes(rt.device)
-        if free is None:
+        if free is None:  # mps: no free-memory query; the OOM fallback halves the batch
             return n
         per = g.padded[0] * g.padded[1] * PX_BYTES_PER_IMAGE * (2 if rt.dtype_name == "float32" else 1)
         return max(1, min(n, int(free * 0.7 // per)))
