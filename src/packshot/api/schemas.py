@@ -29,6 +29,22 @@ def result_image_url(result_id: str) -> str:
     return f"{API}/results/{result_id}/image"
 
 
+class ErrorPublic(BaseModel):
+    """Every 4xx/5xx answer: one line naming the problem (and the bad value)."""
+
+    detail: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorPublic, "description": text} for code, text in (
+        (400, "Bad input (an image that does not decode, an unknown engine...)"),
+        (401, "Missing or wrong API key (when keys are configured)"),
+        (404, "Unknown id, or another key's"),
+        (413, "Upload over the size or pixel limit"),
+        (422, "Invalid request field"),
+        (429, "Rate limit exceeded (see Retry-After)"))}
+
+
 # -- products ---------------------------------------------------------------------------------
 class PhotoPublic(BaseModel):
     id: str
@@ -206,6 +222,7 @@ class PromptExample(BaseModel):
     title: str
     prompt: str
     engines: list[str] = Field(default_factory=list)
+    fields: dict[str, Any] = Field(default_factory=dict, description="The structured fields it was built from.")
 
 
 class PromptExamples(BaseModel):

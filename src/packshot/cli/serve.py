@@ -55,6 +55,8 @@ def run(args) -> int:
     app = create_app(settings, queue_options=QueueOptions(stale_after_s=args.stale_after, step_delay_s=delay))
     keys = "API keys required" if settings.api_keys else "no API keys (anyone who can connect may use it)"
     print(f"packshot serving on http://{args.host}:{args.port} (queue {settings.queue}; {keys})", flush=True)
+    # keep-alive longer than clients' idle pools (httpx/browsers: 5 s+), so a reused connection is
+    # not closed under a request in flight
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
-                timeout_graceful_shutdown=10)
+                timeout_keep_alive=75, timeout_graceful_shutdown=10)
     return 0

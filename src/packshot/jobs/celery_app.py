@@ -48,7 +48,11 @@ def make_celery(broker_url: str, *, visibility_timeout_s: float = 600.0):
         task_default_queue=QUEUE_NAME,
         task_serializer="json",
         accept_content=["json"],
-        broker_transport_options={"visibility_timeout": visibility_timeout_s},
+        # unacknowledged messages (a killed worker's) come back after visibility_timeout; every
+        # worker looks for such messages every few seconds (kombu's default scans ~every 100 s)
+        broker_transport_options={"visibility_timeout": visibility_timeout_s,
+                                  "unacked_restore_interval": max(1, min(10, int(visibility_timeout_s / 2))),
+                                  "unacked_restore_throttle": 1},
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=5,
         worker_hijack_root_logger=False,

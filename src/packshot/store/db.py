@@ -34,7 +34,7 @@ def make_engine(settings: Settings, url: str | None = None) -> Engine:
     """An Engine for these settings. Write transactions use ``engine.execution_options(write=True)``."""
     url = url or database_url(settings)
     if url.startswith("sqlite"):
-        engine = create_engine(url, pool_size=20, max_overflow=20, pool_timeout=60,
+        engine = create_engine(url, pool_size=32, max_overflow=96, pool_timeout=60,
                                connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")

@@ -15,8 +15,9 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -99,6 +100,10 @@ class Store:
         self.settings = settings
         self.engine = engine or make_engine(settings)
         self._write_engine = self.engine.execution_options(write=True)
+        # SQLite has one writer at a time. Threads of this process queue on a Python lock (fair,
+        # wakes at once) rather than in SQLite's busy handler (sleeps of up to 100 ms, no order);
+        # other processes (Celery workers) still wait in the busy handler.
+        self._write_lock = threading.Lock() if self.engine.dialect.name == "sqlite" else nullcontext()
         self.blobs = BlobStore(Path(settings.data_dir) / "blobs")
         if run_migrations:
             migrate(self.engine)
@@ -113,8 +118,9 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on success."""
-        with Session(self._write_engine, expire_on_commit=False) as s:
+        """A write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on success. Never nest
+        one in another (same thread): keep reads and blob work outside."""
+        with self._write_lock, Session(self._write_engine, expire_on_commit=False) as s:
             with s.begin():
                 yield s
 
@@ -219,20 +225,26 @@ class Store:
         return sha
 
     # -- jobs: API side ---------------------------------------------------------------------
-    def create_job(self, owner: str, product_id: str, photo_id: str | None, request: dict[str, Any]) -> Job:
-        with self.write() as s:
-            product = s.scalar(select(Product).options(selectinload(Product.photos))
-                               .where(Product.id == product_id, Product.owner == owner))
-            if product is None:
+    def job_photo(self, owner: str, product_id: str, photo_id: str | None = None) -> Photo:
+        """The photo a job on ``product_id`` would use: ``photo_id``, or the product's first one."""
+        with self.read() as s:
+            q = select(Photo).join(Product).where(Product.id == product_id, Product.owner == owner)
+            photo = s.scalar(q.where(Photo.id == photo_id) if photo_id else q.order_by(Photo.position).limit(1))
+            if photo is None:
+                if photo_id and s.scalar(select(Product.id).where(Product.id == product_id, Product.owner == owner)):
+                    raise NotFoundError(f"photo {photo_id!r} not found in product {product_id!r}")
                 raise NotFoundError(f"product {product_id!r} not found")
-            if photo_id is None:
-                if not product.photos:
-                    raise InvalidInputError(f"product {product_id!r} has no photo")
-                photo_id = product.photos[0].id
-            elif photo_id not in {p.id for p in product.photos}:
-                raise NotFoundError(f"photo {photo_id!r} not found in product {product_id!r}")
+            return photo
+
+    def create_job(self, owner: str, product_id: str, photo_id: str | None, request: dict[str, Any]) -> Job:
+        """Queue a job (committed before this returns: a job the API accepted is never lost)."""
+        with self.write() as s:
+            q = select(Photo.id).join(Product).where(Product.id == product_id, Product.owner == owner)
+            found = s.scalar(q.where(Photo.id == photo_id) if photo_id else q.order_by(Photo.position).limit(1))
+            if found is None:  # also when the product was deleted meanwhile
+                raise NotFoundError(f"product {product_id!r} or its photo {photo_id!r} not found")
             now = utcnow()
-            job = Job(id=new_id(), owner=owner, product_id=product_id, photo_id=photo_id, status=QUEUED,
+            job = Job(id=new_id(), owner=owner, product_id=product_id, photo_id=found, status=QUEUED,
                       progress=0.0, stage="queued", message="waiting for a model slot", request=request,
                       cancel_requested=False, attempts=0, created_at=now, updated_at=now)
             s.add(job)

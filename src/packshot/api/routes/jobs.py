@@ -14,9 +14,9 @@ from starlette.concurrency import run_in_threadpool
 from ...errors import InvalidInputError, NotFoundError
 from ...store import FINISHED
 from ..deps import OwnerDep, StateDep, StoreDep
-from ..schemas import JobCreate, JobPublic, JobsPublic, JobStatus
+from ..schemas import ERRORS, JobCreate, JobPublic, JobsPublic, JobStatus
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], responses=ERRORS)
 
 # a model reference from a client: a registry id, or a Hub-style "org/name" (looked up in the
 # server's model dir and HF cache); never a filesystem path of the server's choosing
@@ -52,16 +52,12 @@ def _check_request(req: JobCreate, photo_size: tuple[int, int], settings) -> Non
 
 
 def _submit(state, owner: str, body: JobCreate) -> JobPublic:
-    product = state.store.get_product(owner, body.product_id)
-    photo = next((p for p in product.photos if p.id == body.photo_id), None) if body.photo_id else \
-        (product.photos[0] if product.photos else None)
-    if photo is None:
-        raise NotFoundError(f"photo {body.photo_id!r} not found in product {body.product_id!r}")
+    photo = state.store.job_photo(owner, body.product_id, body.photo_id)
     _check_request(body, (photo.width, photo.height), state.settings)
     request = body.generate_request().model_dump(mode="json")
     if request["seed"] is None:  # fix the seed now: a job that runs again makes the same images
         request["seed"] = random.SystemRandom().randrange(2**32 - request["n"])
-    job = state.store.create_job(owner, product.id, photo.id, request)
+    job = state.store.create_job(owner, body.product_id, photo.id, request)
     state.queue.submit(job.id)
     return JobPublic.of(job)
 

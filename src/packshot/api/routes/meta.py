@@ -10,11 +10,11 @@ from fastapi import APIRouter, Query, Response
 from ... import __version__
 from ...errors import DependencyMissingError
 from ..deps import StateDep
-from ..schemas import EngineInfo, EnginesPublic, Health, ModelInfo, ModelsPublic, PresetInfo, PromptExample, \
+from ..schemas import ERRORS, EngineInfo, EnginesPublic, Health, ModelInfo, ModelsPublic, PresetInfo, PromptExample, \
     PromptExamples, PromptFields, PromptPublic
 
 router = APIRouter()
-api = APIRouter(tags=["catalogue"])
+api = APIRouter(tags=["catalogue"], responses=ERRORS)
 
 _EXTRA_MODULES = {"ai": ("torch", "diffusers", "transformers")}
 # which model kinds make an engine usable
@@ -103,8 +103,8 @@ def random_prompt(seed: Annotated[int | None, Query(ge=0, le=2**32 - 1)] = None)
 
 @api.get("/prompts/examples", response_model=PromptExamples, tags=["prompts"])
 def prompt_examples() -> PromptExamples:
-    return PromptExamples(items=[PromptExample(title=e["title"], prompt=e["prompt"], engines=list(e.get("engines", [])))
-                                 for e in _prompts().examples()])
+    return PromptExamples(items=[PromptExample(title=e["title"], prompt=e["prompt"], engines=list(e.get("engines", [])),
+                                               fields=dict(e.get("fields") or {})) for e in _prompts().examples()])
 
 
 @api.post("/prompts/build", response_model=PromptPublic, tags=["prompts"])

@@ -11,9 +11,9 @@ from ...store import PhotoUpload
 from ...types import Hints
 from ..cutouts import as_alpha, cutout_png, mask_png
 from ..deps import OwnerDep, StateDep, StoreDep
-from ..schemas import CutoutHints, CutoutPublic, ProductPublic, ProductsPublic, photo_cutout_url
+from ..schemas import ERRORS, CutoutHints, CutoutPublic, ProductPublic, ProductsPublic, photo_cutout_url
 
-router = APIRouter(tags=["products"])
+router = APIRouter(tags=["products"], responses=ERRORS)
 
 MAX_PHOTOS = 20
 WEB_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}

@@ -6,9 +6,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 
 from ..deps import OwnerDep, StoreDep
-from ..schemas import RatingUpdate, ResultPublic, ResultsPublic, SavedUpdate
+from ..schemas import ERRORS, RatingUpdate, ResultPublic, ResultsPublic, SavedUpdate
 
-router = APIRouter(tags=["results"])
+router = APIRouter(tags=["results"], responses=ERRORS)
 
 MEDIA = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 EXT = {"png": "png", "jpeg": "jpg", "webp": "webp"}
