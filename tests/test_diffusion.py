@@ -352,6 +352,19 @@ def test_ip_adapter_with_a_reference_photo(tiny, mug, settings):
         engine.render(_job(mug, model=str(tiny["sd"]), ip_adapter=str(tiny["ip"])))
 
 
+def test_ip_adapter_by_registry_id_uses_the_h94_layout(tiny, mug, tmp_path):
+    # h94/IP-Adapter as `models pull ip-adapter-sd15` lays it out: models/ip-adapter_sd15.safetensors + models/image_encoder
+    dest = tmp_path / "models" / "ip-adapter-sd15"
+    shutil.copytree(tiny["ip"], dest)
+    (dest / "models" / "ip-adapter_tiny.safetensors").rename(dest / "models" / "ip-adapter_sd15.safetensors")
+    engine = DiffusionEngine(Settings(model_dir=tmp_path / "models", device="cpu"))
+    s = engine.render(_job(mug, model=str(tiny["sd"]), ip_adapter="ip-adapter-sd15", reference_image=str(mug[2])))[0]
+    assert s.params["IP-Adapter"] == "ip-adapter-sd15 (scale 0.6)"
+    shutil.copytree(dest, tmp_path / "models" / "ip-adapter-sdxl")
+    with pytest.raises(ModelError, match="IP-Adapter 'ip-adapter-sdxl' is for sdxl but model 'sd-inpaint'"):
+        engine.render(_job(mug, model=str(tiny["sd"]), ip_adapter="ip-adapter-sdxl", reference_image=str(mug[2])))
+
+
 # -- single-file checkpoints, broken folders, missing extras ---------------------------------------------
 
 def test_single_file_checkpoint_matches_the_folder(tiny, mug, tmp_path):
