@@ -46,7 +46,7 @@ class Metrics:
                                 registry=self.registry)
         self.latency = Histogram("packshot_http_request_seconds", "HTTP request latency.", ["route"],
                                  registry=self.registry,
-                                 buckets=(.002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+                                 buckets=(.002, .005, .01, .025, .05, .1, .175, .25, .375, .5, .75, 1, 1.5, 2.5, 5, 10))
         self.job_seconds = Histogram("packshot_job_seconds", "Wall time of jobs run in this process.",
                                      ["status"], registry=self.registry,
                                      buckets=(.1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600))

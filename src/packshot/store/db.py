@@ -2,7 +2,8 @@
 
 * Default: SQLite file ``<data_dir>/packshot.db`` in WAL mode (readers never block the writer),
   ``busy_timeout`` 30 s, and ``BEGIN IMMEDIATE`` for write transactions so two writers queue on the
-  lock instead of failing with "database is locked" when a read transaction upgrades.
+  lock instead of failing with "database is locked" when a read transaction upgrades. Writes are
+  ``synchronous=FULL`` (fsync at commit) except those marked ``durable=False`` (progress).
 * PostgreSQL (or any SQLAlchemy URL) by ``Settings.database_url``; ``postgresql://`` URLs use the
   psycopg 3 driver.
 * The schema is owned by Alembic: :func:`migrate` runs ``upgrade head`` programmatically at start.
@@ -42,15 +43,22 @@ def make_engine(settings: Settings, url: str | None = None) -> Engine:
             dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _sqlite_begin)
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
-            immediate = conn.get_execution_options().get("write", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            opts = conn.get_execution_options()
+            if opts.get("write", False):
+                # FULL: the commit is on disk before we answer (a 202 survives a power cut, not
+                # only a kill -9); progress and heartbeats, which are rewritten every second,
+                # commit with NORMAL (WAL: still atomic and consistent, never fsync-bound)
+                conn.exec_driver_sql(f"PRAGMA synchronous={'FULL' if opts.get('durable', True) else 'NORMAL'}")
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                conn.exec_driver_sql("BEGIN")
     else:
         engine = create_engine(url, pool_size=20, max_overflow=20, pool_timeout=60, pool_pre_ping=True)
     return engine

@@ -100,6 +100,7 @@ class Store:
         self.settings = settings
         self.engine = engine or make_engine(settings)
         self._write_engine = self.engine.execution_options(write=True)
+        self._volatile_engine = self.engine.execution_options(write=True, durable=False)
         # SQLite has one writer at a time. Threads of this process queue on a Python lock (fair,
         # wakes at once) rather than in SQLite's busy handler (sleeps of up to 100 ms, no order);
         # other processes (Celery workers) still wait in the busy handler.
@@ -117,10 +118,12 @@ class Store:
             yield s
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
+    def write(self, durable: bool = True) -> Iterator[Session]:
         """A write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on success. Never nest
-        one in another (same thread): keep reads and blob work outside."""
-        with self._write_lock, Session(self._write_engine, expire_on_commit=False) as s:
+        one in another (same thread): keep reads and blob work outside. ``durable=False``: for
+        progress and heartbeats, which may be lost in a power cut (SQLite skips the fsync)."""
+        engine = self._write_engine if durable else self._volatile_engine
+        with self._write_lock, Session(engine, expire_on_commit=False) as s:
             with s.begin():
                 yield s
 
@@ -371,7 +374,7 @@ class Store:
             values["stage"] = stage[:40]
         if message is not None:
             values["message"] = message[:500]
-        with self.write() as s:
+        with self.write(durable=False) as s:
             n = s.execute(update(Job).where(Job.id == job_id, Job.worker == worker, Job.status == RUNNING)
                           .values(**values)).rowcount
             if not n:
@@ -381,7 +384,7 @@ class Store:
 
     def heartbeat(self, job_ids: Iterable[str], worker_of: dict[str, str]) -> None:
         now = utcnow()
-        with self.write() as s:
+        with self.write(durable=False) as s:
             for jid in job_ids:
                 s.execute(update(Job).where(Job.id == jid, Job.worker == worker_of[jid], Job.status == RUNNING)
                           .values(heartbeat_at=now))
