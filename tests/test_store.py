@@ -189,3 +189,13 @@ def test_store_uses_wal_and_immediate_writes_on_sqlite(tmp_path):
         assert s.execute(text("PRAGMA journal_mode")).scalar() == "wal"
     assert (tmp_path / "packshot.db").exists() and os.path.getsize(tmp_path / "packshot.db") > 0
     store.close()
+
+
+def test_sweep_removes_old_orphan_blobs_only(store):
+    used = store.create_product("o", "mug", [upload(b"kept photo")]).photos[0].blob_sha
+    old_orphan, young_orphan = store.blobs.put(b"left by a dead job"), store.blobs.put(b"a job still running")
+    day_ago = __import__("time").time() - 2 * 24 * 3600
+    for sha in (used, old_orphan):
+        os.utime(store.blobs.path(sha), (day_ago, day_ago))
+    assert store.sweep_blobs() == 1
+    assert store.blobs.exists(used) and store.blobs.exists(young_orphan) and not store.blobs.exists(old_orphan)

@@ -1,7 +1,7 @@
 """The app factory: ``create_app(settings) -> FastAPI``. Nothing is built at import time.
 
-Start-up (lifespan): open the Store (migrations run: ``alembic upgrade head``), sweep blobs left by
-dead jobs, start the job queue (in-process workers, or the Celery dispatcher), which first puts
+Start-up (lifespan): open the Store (migrations run: ``alembic upgrade head``), sweep (in the
+background) blobs left by dead jobs, start the job queue (in-process workers, or the Celery dispatcher), which first puts
 interrupted jobs back in the queue. Shut-down: running local jobs go back to the queue.
 
 Errors: every ``PackshotError`` becomes ``{"detail": message}`` with its ``http_status``; request
@@ -11,6 +11,7 @@ unexpected is a 500 with a one-line detail (and a traceback in the log).
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -80,7 +81,9 @@ def create_app(settings: Settings | None = None, *, queue_options=None, start_qu
             state.cutouts = CutoutSessions(lambda: state.pipeline)
             app.state.packshot = state
             app.state.guard_metrics = metrics
-            await run_in_threadpool(store.sweep_blobs)
+            # blobs left by jobs that died before committing: swept in the background (a big store
+            # takes a while), only those untouched for a day (a running job may still commit them)
+            threading.Thread(target=_sweep, args=(store,), name="packshot-blob-sweep", daemon=True).start()
             if start_queue:
                 await run_in_threadpool(queue.start)
             yield
@@ -133,6 +136,15 @@ def create_app(settings: Settings | None = None, *, queue_options=None, start_qu
     if mount is not None:
         mount(app)
     return app
+
+
+def _sweep(store) -> None:
+    try:
+        n = store.sweep_blobs(grace_s=24 * 3600)
+        if n:
+            log.warning("removed %d unreferenced blob(s)", n)
+    except Exception:  # the store may be closing; next start sweeps again
+        log.warning("blob sweep failed", exc_info=True)
 
 
 class _LazyMetrics:

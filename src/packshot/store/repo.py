@@ -522,7 +522,7 @@ class Store:
             unused = shas - self.referenced(s, shas)
         return sum(self.blobs.delete(sha, older_than=cutoff if grace_s else None) for sha in unused)
 
-    def sweep_blobs(self, grace_s: float = 3600.0) -> int:
+    def sweep_blobs(self, grace_s: float = 24 * 3600.0) -> int:
         """Remove blob files no row refers to and older than ``grace_s`` (left by jobs that died
         or were cancelled after writing images), and stale temp files."""
         self.blobs.sweep_temp(grace_s)
