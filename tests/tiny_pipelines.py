@@ -20,6 +20,8 @@ Builders (each returns the folder):
 """
 from __future__ import annotations
 
+from tiny_tokenizer import tiny_clip_tokenizer
+
 import json
 import os
 from pathlib import Path
@@ -33,36 +35,9 @@ SAMPLE_SIZE = 16          # latent side the tiny UNets say they were "trained" a
 TEXT_DIM = 32             # hidden size of each tiny CLIP text encoder
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP's reversible byte -> printable unicode table."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
-        list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs)))
-
-
 def tiny_tokenizer():
-    """A CLIPTokenizer built offline: 256 byte symbols, their ``</w>`` forms, a few merges."""
-    from transformers import CLIPTokenizer
-
-    symbols = list(_bytes_to_unicode().values())
-    vocab: dict[str, int] = {}
-    for s in symbols:
-        vocab[s] = len(vocab)
-    for s in symbols:
-        vocab[s + "</w>"] = len(vocab)
-    merges = [("t", "h"), ("th", "e</w>"), ("o", "n</w>"), ("a", "n"), ("i", "n")]
-    for a, b in merges:
-        vocab.setdefault(a + b, len(vocab))
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+    """The shared offline CLIP tokenizer (tests/tiny_tokenizer.py) with this file's merges."""
+    return tiny_clip_tokenizer([("t", "h"), ("th", "e</w>"), ("o", "n</w>"), ("a", "n"), ("i", "n")], max_length=77)
 
 
 def _text_config(tok, projection: bool = False):

@@ -7,42 +7,17 @@ Random weights give arbitrary masks: tests check plumbing and contracts, not qua
 """
 from __future__ import annotations
 
+from tiny_tokenizer import tiny_clip_tokenizer
+
 from pathlib import Path
 
 SAM_IMAGE_SIZE = 128   # model input side (real SAM: 1024); embedding 8x8, low-res masks 32x32
 TEXT_MAX_LEN = 16
 
 
-def _bytes_to_unicode() -> list[str]:
-    """GPT-2/CLIP byte-level alphabet: 256 printable stand-ins for the 256 byte values."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
-        list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return [chr(c) for c in cs]
-
-
 def tiny_tokenizer():
-    """An offline CLIPTokenizer: byte symbols, their ``</w>`` forms, a few merges, bos/eos."""
-    from transformers import CLIPTokenizer
-
-    syms = _bytes_to_unicode()
-    vocab: dict[str, int] = {}
-    for s in syms:
-        vocab[s] = len(vocab)
-    for s in syms:
-        vocab[s + "</w>"] = len(vocab)
-    merges = [("t", "h"), ("th", "e</w>"), ("m", "u"), ("mu", "g</w>"), ("o", "f</w>")]
-    for a, b in merges:
-        vocab.setdefault(a + b, len(vocab))
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=TEXT_MAX_LEN)
+    """The shared offline CLIP tokenizer (tests/tiny_tokenizer.py) with this file's merges."""
+    return tiny_clip_tokenizer([("t", "h"), ("th", "e</w>"), ("m", "u"), ("mu", "g</w>"), ("o", "f</w>")], max_length=TEXT_MAX_LEN)
 
 
 def build_tiny_sam(out: Path, seed: int = 0, init_range: float = 0.2) -> Path:
