@@ -185,13 +185,14 @@ def page(browser, request):
 
 
 def shot(page, name: str, *, docs: str | None = None, full_page: bool = False) -> Path:
-    """Screenshot into artifacts/web/NAME.png (and docs/screenshots/DOCS.png for the README)."""
+    """Screenshot into artifacts/web/NAME.png; with PACKSHOT_UPDATE_SCREENSHOTS=1 also into
+    docs/screenshots/DOCS.png for the README (so a plain test run leaves the tree clean)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.evaluate("document.getElementById('status')?.classList.remove('visible')")  # no toast in shots
     page.wait_for_timeout(250)  # its fade-out
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
-    if docs:
+    if docs and os.environ.get("PACKSHOT_UPDATE_SCREENSHOTS") == "1":
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"{docs}.png"), full_page=full_page)
     return path
