@@ -54,3 +54,21 @@ def test_many_jobs_and_cancel_through_the_worker(celery_setup):
     assert wait_job(c, last)["status"] == "cancelled"
     hist = c.get(f"/api/v1/products/{p['id']}/history").json()
     assert hist["count"] == 4 and len({r["id"] for r in hist["items"]}) == 4
+
+
+def test_a_worker_with_two_job_threads(redis_url, tmp_path):  # noqa: F811
+    broker = redis_url.rsplit("/", 1)[0] + "/1"  # its own queue: the module's worker is not involved
+    data = tmp_path / "data"
+    server = Server(data, queue="celery", broker=broker).start()
+    worker = Worker(data, broker, args=("--concurrency", "2")).start()
+    try:
+        c = server.client()
+        p = create_product(c, "threads")
+        ids = [c.post("/api/v1/jobs", json={**JOB, "n": 1, "seed": i, "product_id": p["id"]}).json()["id"]
+               for i in range(4)]
+        assert [wait_job(c, i)["status"] for i in ids] == ["succeeded"] * 4
+        assert "pool threads x2" in worker.log()
+        assert all(f"packshot.run_job[{i}" in worker.log() for i in ids)
+    finally:
+        worker.stop()
+        server.stop()
