@@ -9,7 +9,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test install-core install-dev bench clean
+.PHONY: demo test install-core install-dev bench screenshots clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ test: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+screenshots: $(VENV)/.dev
+	PACKSHOT_UPDATE_SCREENSHOTS=1 $(PY) -m pytest -q tests/test_web.py -k seller_session
 
 clean:
 	rm -rf out .pytest_cache build dist src/*.egg-info
