@@ -79,6 +79,11 @@ class Backdrop:
     t_k: float
     t_r: float
 
+    @property
+    def plain(self) -> bool:
+        """Whether the border looks like one plain backdrop (low residual around the fitted model)."""
+        return not (self.sigma_r > 0.03 or self.sigma_k > 0.05)
+
     def features(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(k, r): shading ratio and chroma residual of each pixel of ``p`` against the model."""
         b = self.rgb
@@ -205,7 +210,7 @@ def auto_mask(p: np.ndarray, prm: ClassicParams = ClassicParams()) -> AutoResult
     k, r = model.features(p)
     tex = texture(p)
     t_tex = max(float(np.percentile(tex[ring], 99)) * 1.5, prm.min_texture)
-    if model.sigma_r > 0.03 or model.sigma_k > 0.05:
+    if not model.plain:
         notes.append("the backdrop is not plain: the automatic cut-out may be wrong; give a box or clicks")
 
     # sure product: colour/brightness far from backdrop-or-shadow, or strong texture
@@ -293,6 +298,22 @@ class ClassicSegmenter:
                 f"classic: the text prompt {hints.text!r} is not used (the sam engine reads text)",))
         return matte
 
+    INSET = 0.06  # the default box for photos in context: the frame inset 6% on each side
+
+    def _in_context(self, photo: Photo, progress: ProgressFn) -> Matte:
+        """A photo in context (kitchen table, shelf), not on a plain backdrop: the colour model of a
+        backdrop does not hold, so cut out the main object with the box machinery (GrabCut + band
+        matting) from the frame inset by ``INSET``, the usual framing of a product photo."""
+        from .interactive import InteractiveCutout
+
+        w, h = photo.size
+        m = self.INSET
+        box = (round(w * m), round(h * m), round(w * (1 - m)), round(h * (1 - m)))
+        matte = InteractiveCutout(photo, classic=self.params).commit(Hints(boxes=(box,)), progress)
+        return replace(matte, notes=matte.notes + (
+            "the backdrop is not plain: cut out the main object inside the frame inset 6% (GrabCut); "
+            "give a box or clicks to choose another object",))
+
     def auto(self, photo: Photo, progress: ProgressFn = no_progress) -> Matte:
         """Automatic cut-out of a product on a plain backdrop (see the module docstring)."""
         prm = self.params
@@ -303,6 +324,8 @@ class ClassicSegmenter:
         p = R.downscale(rgb, scale)
         progress("segment", 0.1, "fitting the backdrop")
         res = auto_mask(p, prm)
+        if not res.backdrop.plain:
+            return self._in_context(photo, progress)
         t1 = time.perf_counter()
         if res.mask.sum() < max(4, prm.min_area * res.mask.size):
             raise NoProductFoundError(f"{photo.source}: no product found: nothing stands out from a "
