@@ -298,18 +298,14 @@ class ClassicSegmenter:
                 f"classic: the text prompt {hints.text!r} is not used (the sam engine reads text)",))
         return matte
 
-    INSET = 0.06  # the default box for photos in context: the frame inset 6% on each side
-
     def _in_context(self, photo: Photo, progress: ProgressFn) -> Matte:
         """A photo in context (kitchen table, shelf), not on a plain backdrop: the colour model of a
         backdrop does not hold, so cut out the main object with the box machinery (GrabCut + band
-        matting) from the frame inset by ``INSET``, the usual framing of a product photo."""
+        matting) from the frame inset by ``interactive.INSET``, the usual framing of a product photo."""
         from .interactive import InteractiveCutout
 
-        w, h = photo.size
-        m = self.INSET
-        box = (round(w * m), round(h * m), round(w * (1 - m)), round(h * (1 - m)))
-        matte = InteractiveCutout(photo, classic=self.params).commit(Hints(boxes=(box,)), progress)
+        # no hints: the session uses its implicit box, the frame inset by interactive.INSET
+        matte = InteractiveCutout(photo, classic=self.params).commit(Hints(), progress)
         return replace(matte, notes=matte.notes + (
             "the backdrop is not plain: cut out the main object inside the frame inset 6% (GrabCut); "
             "give a box or clicks to choose another object",))

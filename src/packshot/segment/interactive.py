@@ -50,6 +50,9 @@ from .classic import AutoResult, ClassicParams, auto_mask, finish_matte
 _FG, _BG, _PR_FG, _PR_BG = cv2.GC_FGD, cv2.GC_BGD, cv2.GC_PR_FGD, cv2.GC_PR_BGD
 
 
+INSET = 0.06  # implicit box for a cluttered photo with no hints: the frame inset 6% per side
+
+
 @dataclass(frozen=True)
 class InteractiveParams:
     """Tuning of the interactive engine (measured in benchmarks/bench_cutout.py)."""
@@ -280,7 +283,13 @@ class InteractiveCutout:
         bg_seed = _disk_mask((ph, pw), neg, self._radius) & ~fg_seed
         boxes = tuple(sorted(self._box_to_preview(b) for b in hints.boxes))
         base = self._box_base(boxes)
-        if base is None:  # cluttered photo, no box
+        if base is None and not pos:
+            # cluttered photo, no box, no positive click: the main object inside the frame inset
+            # by INSET (as the automatic cut-out does), which negative clicks then refine
+            m = INSET
+            boxes = ((round(pw * m), round(ph * m), round(pw * (1 - m)), round(ph * (1 - m))),)
+            base = self._box_base(boxes)
+        if base is None:  # cluttered photo, no box, clicks: the clicked object
             return self._clean(self._clicks_only(pos, fg_seed, bg_seed), pos)
         x0, y0, x1, y1 = base.roi
         sl = (slice(y0, y1), slice(x0, x1))
