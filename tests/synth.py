@@ -71,3 +71,17 @@ def iou(alpha: np.ndarray, truth: np.ndarray, t: float = 0.5) -> float:
     a, b = alpha >= t, truth >= t
     union = (a | b).sum()
     return float((a & b).sum() / union) if union else 1.0
+
+
+def truth_layer(size=(640, 480), canvas="640x480", colour=(180, 40, 40), **req):
+    """A flat-coloured mug with its exact alpha (no segmenter involved), laid out by the real layout
+    stage: a Layer for composite/score tests."""
+    from packshot.layout import place, plan
+    from packshot.schema import GenerateRequest
+    from packshot.types import Cutout, Matte, Photo
+
+    w, h = size
+    rgb = np.empty((h, w, 3), np.uint8)
+    rgb[...] = colour
+    cut = Cutout(Photo(rgb), Matte(alpha=mug_matte(h, w), engine="truth"))
+    return place(cut, plan(cut, GenerateRequest(size=canvas, **req) if canvas else GenerateRequest(**req)))

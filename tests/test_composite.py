@@ -13,23 +13,15 @@ import packshot
 from conftest import run_cli
 from packshot.composite import compose, paste_exact, prepare
 from packshot.errors import InvalidInputError
-from packshot.layout import place, plan
-from packshot.schema import GenerateRequest
-from packshot.types import Cutout, Matte, Photo, Scene
-from synth import mug_matte, mug_photo
+from packshot.types import Scene
+from synth import mug_photo, truth_layer
 
 GREY = (200, 200, 196)
 
 
 def make_layer(size=(640, 480), canvas="640x480", colour=(180, 40, 40), **req):
     """A mug layer with exact truth alpha (no segmenter involved), laid out by the real layout stage."""
-    w, h = size
-    alpha = mug_matte(h, w)
-    rgb = np.empty((h, w, 3), np.uint8)
-    rgb[...] = colour
-    cut = Cutout(Photo(rgb), Matte(alpha=alpha, engine="truth"))
-    placement = plan(cut, GenerateRequest(size=canvas, **req) if canvas else GenerateRequest(**req))
-    return place(cut, placement)
+    return truth_layer(size, canvas, colour, **req)
 
 
 def plain(layer, colour=GREY) -> np.ndarray:

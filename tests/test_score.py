@@ -13,22 +13,15 @@ import packshot
 from conftest import run_cli
 from packshot.composite import compose, paste_exact
 from packshot.errors import InvalidInputError
-from packshot.layout import place, plan
-from packshot.schema import GenerateRequest
+from packshot.layout import place
 from packshot.score import rank, score_candidate, score_image
 from packshot.score.ranking import overall
-from packshot.types import Candidate, Cutout, Matte, Photo, Scene
-from synth import mug_matte, mug_photo
+from packshot.types import Candidate, Scene
+from synth import mug_photo, truth_layer
 
 
 def make_layer(colour=(180, 40, 40), canvas="640x480", **req):
-    h, w = 480, 640
-    alpha = mug_matte(h, w)
-    rgb = np.empty((h, w, 3), np.uint8)
-    rgb[...] = colour
-    cut = Cutout(Photo(rgb), Matte(alpha=alpha, engine="truth"))
-    placement = plan(cut, GenerateRequest(size=canvas, **req) if canvas else GenerateRequest(**req))
-    return place(cut, placement)
+    return truth_layer((640, 480), canvas, colour, **req)
 
 
 def plain(layer, colour=(226, 224, 220)):
