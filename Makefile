@@ -9,7 +9,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test install-core install-dev bench screenshots clean
+.PHONY: demo test serve models install-core install-dev install-server bench screenshots clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +22,20 @@ $(VENV)/.dev: pyproject.toml constraints.txt | $(PY)
 	$(PIP) install -q -c constraints.txt -e ".[dev]"
 	touch $@ $(VENV)/.core
 
+$(VENV)/.server: pyproject.toml constraints.txt | $(PY)
+	$(PIP) install -q -c constraints.txt -e ".[server]"
+	touch $@ $(VENV)/.core
+
 install-core: $(VENV)/.core
 install-dev: $(VENV)/.dev
+install-server: $(VENV)/.server
 
-demo: $(VENV)/.core
+# The default cut-out model (u2netp, 4.6 MB) into the model dir, once; checksum-verified.
+# Offline with no source reachable, packshot still works with the classical engine.
+models: $(VENV)/.core
+	-$(VENV)/bin/packshot models pull u2netp
+
+demo: $(VENV)/.core models
 	@rm -rf out
 	$(VENV)/bin/packshot generate examples/mug.jpg --prompt "on a white marble table, soft morning light from the left" -n 4 --seed 7 --aspect 1:1 -o out/marble
 	$(VENV)/bin/packshot generate examples/mug.jpg --preset amazon -n 1 --seed 7 -o out/amazon
@@ -33,9 +43,13 @@ demo: $(VENV)/.core
 	$(PY) examples/before_after.py examples/mug.jpg out/marble out/before_after.png
 	@echo "Demo results are in $(CURDIR)/out (marble/, amazon/, cutout.png, before_after.png); see out/marble/results.json"
 
-test: $(VENV)/.dev
+test: $(VENV)/.dev models
 	@$(PY) -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5)"; exit 1; fi; exit $$rc
+
+# The web app and REST API (needs the server extra, which `make demo` does not install)
+serve: $(VENV)/.server models
+	$(VENV)/bin/packshot serve --port 8000
 
 bench: $(VENV)/.dev
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
