@@ -22,16 +22,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ..config import Settings
 from ..errors import InvalidInputError, MissingWeightsError, ModelError, NoProductFoundError
+from ..models.hf import model_type, pick_device, pick_dtype, pickle_hint, quiet_loading
 from ..types import Box, Photo, ProgressFn, no_progress
+from .sam_core import SamPredictor, restrict_to_boxes
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .sam import SamSegmenter
 
 DEFAULT_CLIP_MODEL = "clip-vit-base-patch32"
 DEFAULT_CLIPSEG_MODEL = "clipseg"
@@ -43,7 +43,6 @@ PROMPT_TEMPLATE = "a photo of {}"
 def resolve_text_model(settings: Settings, ref: str | None = None) -> Path:
     """Text model reference -> local folder (CLIP or CLIPSeg). Never downloads."""
     from ..models import resolve
-    from .sam import model_type
 
     ref = ref or getattr(settings, "clip_model", None)
     if ref:
@@ -78,8 +77,6 @@ class TextBundle:
 
 def load_text_model(path: Path, settings: Settings) -> TextBundle:
     """Load a CLIP or CLIPSeg folder with PIL-backed processors. Errors are one-line ModelErrors."""
-    from .sam import model_type, pick_device, pick_dtype, pickle_hint, quiet_loading
-
     kind = model_type(path)
     try:
         import torch  # noqa: F401
@@ -190,7 +187,7 @@ def soft_dice(heat: np.ndarray, alphas: np.ndarray) -> np.ndarray:
 # the public function
 # --------------------------------------------------------------------------------------------
 def text_candidates(photo: Photo, text: str, k: int = 5, *, settings: Settings | None = None,
-                    segmenter: "SamSegmenter | None" = None, sam_model: str | None = None,
+                    segmenter: SamPredictor | None = None, sam_model: str | None = None,
                     text_model: str | None = None, region: Box | None = None,
                     progress: ProgressFn = no_progress) -> list[tuple[np.ndarray, float]]:
     """Masks for ``text`` in ``photo``: up to ``k`` ``(alpha, score)`` pairs, best first.
@@ -205,8 +202,7 @@ def text_candidates(photo: Photo, text: str, k: int = 5, *, settings: Settings |
     if k < 1:
         raise InvalidInputError(f"k must be >= 1, got {k}")
     if segmenter is None:
-        from .sam import SamSegmenter
-        segmenter = SamSegmenter(settings, sam_model, text_model=text_model)
+        segmenter = SamPredictor(settings, sam_model, text_model=text_model)
     settings = segmenter.settings
     tb = text_bundle(settings, text_model or segmenter.text_model)  # fail early, before SAM work
     t0 = time.perf_counter()
@@ -232,7 +228,6 @@ def text_candidates(photo: Photo, text: str, k: int = 5, *, settings: Settings |
     order = np.argsort(-scores, kind="stable")[:k]
     full = segmenter.upsample(emb, logits[torch.as_tensor(order.copy(), device=logits.device)])  # (k, H, W)
     if region is not None:
-        from .sam import _restrict_to_boxes
-        full = np.stack([_restrict_to_boxes(a, (region,)) for a in full])
+        full = np.stack([restrict_to_boxes(a, (region,)) for a in full])
     progress("segment", 0.9, f"text ranked in {time.perf_counter() - t0:.1f}s")
     return [(full[i], float(scores[j])) for i, j in enumerate(order)]
