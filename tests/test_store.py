@@ -191,11 +191,43 @@ def test_store_uses_wal_and_immediate_writes_on_sqlite(tmp_path):
     store.close()
 
 
-def test_sweep_removes_old_orphan_blobs_only(store):
+def test_sweep_removes_every_orphan_blob_at_once_and_spares_referenced_ones(store):
     used = store.create_product("o", "mug", [upload(b"kept photo")]).photos[0].blob_sha
-    old_orphan, young_orphan = store.blobs.put(b"left by a dead job"), store.blobs.put(b"a job still running")
-    day_ago = __import__("time").time() - 2 * 24 * 3600
-    for sha in (used, old_orphan):
-        os.utime(store.blobs.path(sha), (day_ago, day_ago))
+    orphan = store.blobs.put(b"left by a job killed while saving")
+    store.blobs.put_work(orphan, b"its working copy")
+    dead_tmp = store.blobs.path(used).parent / f".{used}.{__import__('packshot.store.blobs', fromlist=['x'])._HOST_TAG}-999999.x_1.tmp"
+    dead_tmp.write_bytes(b"half-written by a dead process")
     assert store.sweep_blobs() == 1
-    assert store.blobs.exists(used) and store.blobs.exists(young_orphan) and not store.blobs.exists(old_orphan)
+    assert store.blobs.exists(used) and not store.blobs.exists(orphan)
+    assert not store.blobs.work_path(orphan).exists() and not dead_tmp.exists()
+
+
+def test_a_delete_racing_an_identical_upload_never_loses_the_upload(store):
+    """Blobs are shared by content across owners: A deletes a product while B uploads the same
+    bytes. Whatever the interleaving, every row B holds names a file that exists."""
+    rounds, lost = 60, []
+    for i in range(rounds):
+        data = f"shared photo {i}".encode()
+        a = store.create_product("owner-a", "a", [upload(data)])
+        barrier = threading.Barrier(2)
+        out = {}
+
+        def delete():
+            barrier.wait()
+            store.delete_product("owner-a", a.id)
+
+        def create():
+            barrier.wait()
+            out["b"] = store.create_product("owner-b", "b", [upload(data)])
+
+        threads = [threading.Thread(target=delete), threading.Thread(target=create)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        sha = out["b"].photos[0].blob_sha
+        if not store.blobs.exists(sha):
+            lost.append(i)
+        store.delete_product("owner-b", out["b"].id)
+        assert not store.blobs.exists(sha)  # the last reference gone: removed at once
+    assert lost == [], f"B's photo blob was lost in rounds {lost}"

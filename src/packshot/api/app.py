@@ -140,7 +140,7 @@ def create_app(settings: Settings | None = None, *, queue_options=None, start_qu
 
 def _sweep(store) -> None:
     try:
-        n = store.sweep_blobs(grace_s=24 * 3600)
+        n = store.sweep_blobs()
         if n:
             log.warning("removed %d unreferenced blob(s)", n)
     except Exception:  # the store may be closing; next start sweeps again

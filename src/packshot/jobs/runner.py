@@ -163,10 +163,12 @@ class JobRunner:
     def _run(self, job: Job, worker: str, cancel: threading.Event) -> str:
         reporter = Reporter(self.store, job.id, worker, step_delay_s=self.step_delay_s,
                             cancel_event=cancel, stop_event=self.stop_event)
+        written: list[str] = []  # result blobs put so far: removed unless a committed row names them
         try:
             reporter("starting", 0.0, "loading the photo")
-            results = self._generate(job, reporter)
+            results = self._generate(job, reporter, written)
             if self.store.finish(job.id, worker, results):
+                written.clear()
                 return "succeeded"
             return "lost"
         except CancelledError:
@@ -183,10 +185,16 @@ class JobRunner:
             return FAILED
         except Exception as e:  # a bug: the job fails with one line, the log has the traceback
             log.exception("job %s failed", job.id)
-            self.store.fail(job.id, worker, FAILED, f"internal error: {type(e).__name__}: {e}"[:500])
+            self.store.fail(job.id, worker, FAILED, f"internal error ({type(e).__name__}); see the server log")
             return FAILED
+        finally:
+            if written:  # cancelled, deleted, failed or taken over: its partial outputs go now
+                try:
+                    self.store.collect_garbage(written)
+                except Exception:  # the start-up sweep removes them otherwise
+                    log.warning("could not remove the partial outputs of job %s", job.id, exc_info=True)
 
-    def _generate(self, job: Job, progress: Reporter) -> list[NewResult]:
+    def _generate(self, job: Job, progress: Reporter, written: list[str]) -> list[NewResult]:
         from ..output import candidate_bytes
 
         request = build(GenerateRequest, job.request)
@@ -200,13 +208,14 @@ class JobRunner:
         for rank, cand in enumerate(result.candidates, 1):
             data = candidate_bytes(cand, "png")  # lossless master; other formats encoded on request
             sha = self.store.blobs.put(data)
+            written.append(sha)
             h, w = cand.image.shape[:2]
             out.append(NewResult(
                 rank=rank, seed=int(cand.seed), engine=cand.engine, prompt=cand.prompt,
                 parameters=_jsonable(cand.parameters),
                 scores={k: round(float(v), 5) for k, v in cand.scores.items()},
                 generated=bool(cand.scene.generated), blob_sha=sha, width=int(w), height=int(h),
-                output_format=request.output_format))
+                output_format=request.output_format, data=data))
             progress("save", rank / n, f"saved candidate {rank}/{n}")
         return out
 
@@ -216,7 +225,7 @@ class JobRunner:
         from ..io import load_image
         from ..types import Cutout, Matte
 
-        original = self.store.blobs.get(photo.blob_sha)
+        original = self.store.photo_bytes(photo)  # the working copy (decoded once at upload)
         if request.segment != SegmentOptions():
             return original
         sha = photo.cutout_sha or photo.auto_cutout_sha

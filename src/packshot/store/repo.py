@@ -9,6 +9,15 @@ status='queued'``) whose row count says who won, on SQLite and PostgreSQL alike.
 and its ``succeeded`` status are written in ONE transaction, conditional on the job still being
 held by the writing worker: a job run twice (a worker killed, a message delivered again) can
 never leave two sets of results, and result ids are derived from (job id, rank).
+
+Blobs are shared by content, across owners. Taking a reference to a blob and deleting an unused
+blob are serialised per blob: every transaction that adds a row naming a blob first takes that
+blob's lock (a PostgreSQL transaction-scoped advisory lock; on SQLite the write transaction itself,
+which is exclusive) and then makes sure the file exists, writing it again from the bytes it holds
+if a collection removed it meanwhile; :meth:`Store.collect_garbage` takes the same lock, looks for
+rows and removes the file in one transaction. So a delete racing an identical upload can never
+leave a row naming a missing file, and files nothing refers to can be removed at once: no grace
+period (the start-up sweep removes whatever a crash left).
 """
 from __future__ import annotations
 
@@ -18,19 +27,20 @@ import socket
 import threading
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from sqlalchemy import Engine, and_, delete, func, or_, select, update
+from sqlalchemy import Engine, and_, delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from ..config import Settings
 from ..errors import InvalidInputError, NotFoundError
-from .blobs import BlobStore
+from .blobs import BlobStore  # noqa: F401  (the default backend)
 from .db import make_engine, migrate
+from .objects import open_blobs
 from .models import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, Job, Photo, Product, \
     Result, as_utc, new_id, utcnow
 
@@ -83,6 +93,7 @@ class NewResult:
     width: int
     height: int
     output_format: str
+    data: bytes = field(default=b"", repr=False)  # the image bytes, to write again if collected
 
 
 @dataclass
@@ -91,6 +102,12 @@ class PhotoUpload:
     media_type: str
     width: int
     height: int
+    work: bytes | None = field(default=None, repr=False)  # normalised 8-bit sRGB PNG, if not the original
+
+
+def _lock_key(sha: str) -> int:
+    """A signed 64-bit advisory-lock key from a blob digest."""
+    return int(sha[:16], 16) - (1 << 63)
 
 
 class Store:
@@ -105,7 +122,7 @@ class Store:
         # wakes at once) rather than in SQLite's busy handler (sleeps of up to 100 ms, no order);
         # other processes (Celery workers) still wait in the busy handler.
         self._write_lock = threading.Lock() if self.engine.dialect.name == "sqlite" else nullcontext()
-        self.blobs = BlobStore(Path(settings.data_dir) / "blobs")
+        self.blobs = open_blobs(settings)  # the local folder, or S3 with settings.blob_url
         if run_migrations:
             migrate(self.engine)
 
@@ -140,8 +157,16 @@ class Store:
             raise InvalidInputError(f"name is {len(name)} characters long; the limit is 200")
         if not photos:
             raise InvalidInputError("a product needs at least one photo")
-        shas = [self.blobs.put(p.data) for p in photos]  # blobs first: a row never names a missing blob
+        shas = [self.blobs.put(p.data) for p in photos]  # blobs first (outside the lock)
+        for p, sha in zip(photos, shas):
+            if p.work is not None:
+                self.blobs.put_work(sha, p.work)
         with self.write() as s:
+            self._hold_blobs(s, shas)
+            for p, sha in zip(photos, shas):
+                self.blobs.ensure(self.blobs.path(sha), p.data)
+                if p.work is not None:
+                    self.blobs.put_work(sha, p.work)
             product = Product(id=new_id(), owner=owner, name=name, created_at=utcnow())
             for i, (p, sha) in enumerate(zip(photos, shas)):
                 product.photos.append(Photo(id=new_id(), position=i, blob_sha=sha, media_type=p.media_type,
@@ -204,6 +229,12 @@ class Store:
                 raise NotFoundError(f"photo {photo_id!r} not found")
             return photo
 
+    def photo_bytes(self, photo: Photo) -> bytes:
+        """The bytes to decode for a photo: its normalised working copy when the upload needed one
+        (float, 16-bit, CMYK, formats a browser cannot show), else the original."""
+        work = self.blobs.get_work(photo.blob_sha)
+        return work if work is not None else self.blobs.get(photo.blob_sha)
+
     def photo_by_id(self, photo_id: str) -> Photo | None:
         """Unscoped (workers): the photo or None."""
         with self.read() as s:
@@ -212,9 +243,11 @@ class Store:
     def set_cutout(self, owner: str, photo_id: str, data: bytes, engine: str, bbox: list[int]) -> Photo:
         sha = self.blobs.put(data)
         with self.write() as s:
+            self._hold_blobs(s, [sha])
             photo = s.scalar(select(Photo).join(Product).where(Photo.id == photo_id, Product.owner == owner))
             if photo is None:
                 raise NotFoundError(f"photo {photo_id!r} not found")
+            self.blobs.ensure(self.blobs.path(sha), data)
             old = photo.cutout_sha
             photo.cutout_sha, photo.cutout_engine, photo.cutout_bbox = sha, engine, list(bbox)
         if old and old != sha:
@@ -224,7 +257,12 @@ class Store:
     def set_auto_cutout(self, photo_id: str, data: bytes) -> str:
         sha = self.blobs.put(data)
         with self.write() as s:
-            s.execute(update(Photo).where(Photo.id == photo_id).values(auto_cutout_sha=sha))
+            self._hold_blobs(s, [sha])
+            n = s.execute(update(Photo).where(Photo.id == photo_id).values(auto_cutout_sha=sha)).rowcount
+            if n:
+                self.blobs.ensure(self.blobs.path(sha), data)
+        if not n:  # the photo was deleted meanwhile
+            self.collect_garbage([sha])
         return sha
 
     # -- jobs: API side ---------------------------------------------------------------------
@@ -305,11 +343,6 @@ class Store:
                 s.execute(update(Job).where(Job.id == job_id, Job.status == RUNNING).values(
                     cancel_requested=True, message="cancelling", updated_at=now))
         return self.get_job(owner, job_id)
-
-    def job_changed_since(self, job_id: str, since: datetime | None) -> bool:
-        with self.read() as s:
-            t = s.scalar(select(Job.updated_at).where(Job.id == job_id))
-            return t is None or since is None or as_utc(t) != since
 
     def job_counts(self) -> dict[str, int]:
         with self.read() as s:
@@ -398,6 +431,10 @@ class Store:
                 job = s.scalar(select(Job).where(Job.id == job_id, Job.worker == worker, Job.status == RUNNING))
                 if job is None:
                     return False
+                self._hold_blobs(s, [r.blob_sha for r in results])
+                for r in results:
+                    if r.data:
+                        self.blobs.ensure(self.blobs.path(r.blob_sha), r.data)
                 existing = set(s.scalars(select(Result.rank).where(Result.job_id == job_id)))
                 for r in results:
                     if r.rank in existing:
@@ -500,6 +537,13 @@ class Store:
         self.collect_garbage([sha])
 
     # -- blobs ------------------------------------------------------------------------------
+    def _hold_blobs(self, s: Session, shas: Iterable[str]) -> None:
+        """Take the per-blob locks (see the module doc) for the rest of transaction ``s``. On
+        SQLite the write transaction is already exclusive."""
+        if self.engine.dialect.name == "postgresql":
+            for key in sorted({_lock_key(sha) for sha in shas}):  # one order: no deadlock
+                s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
     def referenced(self, s: Session, shas: Iterable[str]) -> set[str]:
         shas = list(set(shas))
         used: set[str] = set()
@@ -513,20 +557,31 @@ class Store:
 
     def collect_garbage(self, shas: Iterable[str], grace_s: float = 0.0) -> int:
         """Delete the blobs among ``shas`` that no row refers to (and, with ``grace_s``, that were
-        not written in the last ``grace_s`` seconds). Returns how many files were removed."""
-        shas = set(shas)
-        if not shas:
-            return 0
-        cutoff = time.time() - grace_s
-        with self.read() as s:
-            unused = shas - self.referenced(s, shas)
-        return sum(self.blobs.delete(sha, older_than=cutoff if grace_s else None) for sha in unused)
+        not written in the last ``grace_s`` seconds), each checked and removed under its lock.
+        Returns how many blobs were removed."""
+        shas = sorted(set(shas))
+        removed = 0
+        cutoff = time.time() - grace_s if grace_s else None
+        for i in range(0, len(shas), 200):  # short transactions: uploads wait at most one chunk
+            chunk = shas[i:i + 200]
+            with self.write() as s:
+                self._hold_blobs(s, chunk)
+                unused = set(chunk) - self.referenced(s, chunk)
+                removed += sum(self.blobs.delete(sha, older_than=cutoff) for sha in sorted(unused))
+        return removed
 
-    def sweep_blobs(self, grace_s: float = 24 * 3600.0) -> int:
-        """Remove blob files no row refers to and older than ``grace_s`` (left by jobs that died
-        or were cancelled after writing images), and stale temp files."""
-        self.blobs.sweep_temp(grace_s)
-        return self.collect_garbage(list(self.blobs), grace_s=grace_s)
+    def sweep_blobs(self, grace_s: float = 0.0) -> int:
+        """Remove blob files no row refers to (left by a crash between writing a job's images and
+        committing them, or by a delete cut short), and temp files of dead writers. Safe while
+        uploads and jobs run (see the module doc)."""
+        self.blobs.sweep_temp()
+        candidates: list[str] = []
+        every = list(self.blobs)
+        for i in range(0, len(every), 2000):
+            chunk = every[i:i + 2000]
+            with self.read() as s:
+                candidates += sorted(set(chunk) - self.referenced(s, chunk))
+        return self.collect_garbage(candidates, grace_s=grace_s)
 
 
 class _Abort(Exception):
