@@ -21,9 +21,9 @@ from .config import Settings
 from .errors import InvalidInputError, NoProductFoundError
 from .io import load_image
 from .layout import get_preset, place, plan
-from .schema import CutoutRequest, GenerateRequest, SegmentOptions, build
+from .schema import GenerateRequest, SegmentOptions, build
 from .score import rank, score_candidate
-from .segment import ENGINE_CHOICES, SEGMENTERS, Segmenter
+from .segment import SEGMENTERS, Segmenter, resolve_engine
 from .types import Candidate, Cutout, GenerateResult, Hints, Matte, Photo, ProgressFn, no_progress
 
 ImageInput = str | Path | bytes | Photo | np.ndarray
@@ -79,26 +79,14 @@ class Pipeline:
             return self._engines[name]
 
     def resolve_segmenter(self, opts: SegmentOptions) -> tuple[str, str | None]:
-        """'auto' -> 'sam' when SAM weights are present, else 'classic'. Returns (name, note)."""
-        if opts.engine not in ENGINE_CHOICES:
-            SEGMENTERS.entry(opts.engine)  # raises UnknownNameError listing valid names
-        if opts.engine != "auto":
-            return opts.engine, None
-        try:
-            from .segment.sam import sam_available
-            if sam_available(self.settings, opts.model):
-                return "sam", "auto: SAM weights found, used sam"
-        except ImportError:
-            pass
-        return "classic", "auto: no SAM weights found, used classic"
+        """(name, note) of the segmenter ``opts.engine`` stands for (see segment.resolve_engine)."""
+        return resolve_engine(opts.engine, self.settings, opts.model)
 
     # -- stages -----------------------------------------------------------------------------
-    def cutout(self, image: ImageInput, request: CutoutRequest | SegmentOptions | dict | None = None,
+    def cutout(self, image: ImageInput, request: SegmentOptions | dict | None = None,
                progress: ProgressFn = no_progress) -> Cutout:
         """1. load, 2. segment. Returns the product cut out of the photo."""
-        if isinstance(request, CutoutRequest):
-            opts = request.segment
-        elif isinstance(request, SegmentOptions):
+        if isinstance(request, SegmentOptions):
             opts = request
         else:
             opts = build(SegmentOptions, request or {})

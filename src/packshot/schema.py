@@ -6,7 +6,8 @@ request silently (diffusers' ``check_inputs`` habit).
 from __future__ import annotations
 
 import re
-from typing import Literal
+from dataclasses import dataclass
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -18,6 +19,23 @@ DEFAULT_NEGATIVE_PROMPT = (
     "logo, cropped, oversaturated"
 )
 _SIZE_RE = re.compile(r"^\s*(\d{1,5})\s*[xX]\s*(\d{1,5})\s*$")
+
+
+@dataclass(frozen=True)
+class Cli:
+    """How a request field appears on the command line (read by ``packshot.cli.options``).
+
+    Every field of GenerateRequest / SegmentOptions becomes an option with no declaration at all:
+    ``--field-name`` (``-n`` for a one-letter name), help from the description, choices from a
+    ``Literal``, bounds and the default in the help, ``--x/--no-x`` for a bool, repeatable for a
+    list. Attach ``Cli(...)`` with ``Annotated`` only for what differs.
+    """
+
+    flags: tuple[str, ...] = ()  # replaces --field-name (first flag is the main one)
+    type: str | None = None      # CLI-only value syntax: "point" (X,Y), "box" (X0,Y0,X1,Y1), "path"
+    metavar: str | None = None
+    group: str | None = None     # options of one group are mutually exclusive on the command line
+    skip: bool = False           # no generated option (the command adds its own, or none)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -36,12 +54,18 @@ class SegmentOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    engine: str = Field("auto", description="classic | sam | auto (sam when its weights are present)")
-    points: list[tuple[int, int]] = Field(default_factory=list, description="Positive clicks (x, y).")
-    neg_points: list[tuple[int, int]] = Field(default_factory=list, description="Negative clicks (x, y).")
-    boxes: list[tuple[int, int, int, int]] = Field(default_factory=list, description="Boxes x0,y0,x1,y1.")
-    text: str | None = Field(None, max_length=200, description="Text prompt naming the object ('the bottle').")
-    model: str | None = Field(None, description="SAM model id or local path (sam engine).")
+    engine: Annotated[str, Cli(flags=("--cutout-engine", "--segmenter"))] = Field(
+        "auto", description="Cutout engine: classic | sam | auto (sam when its weights are present).")
+    points: Annotated[list[tuple[int, int]], Cli(flags=("--point",), type="point")] = Field(
+        default_factory=list, description="A click on the product (x, y).")
+    neg_points: Annotated[list[tuple[int, int]], Cli(flags=("--neg-point",), type="point")] = Field(
+        default_factory=list, description="A click on something that is not the product (x, y).")
+    boxes: Annotated[list[tuple[int, int, int, int]], Cli(flags=("--box",), type="box")] = Field(
+        default_factory=list, description="A box around the product (x0, y0, x1, y1).")
+    text: str | None = Field(None, max_length=200,
+                             description="Name the object to cut out, e.g. 'the bottle' (sam).")
+    model: Annotated[str | None, Cli(flags=("--sam-model",))] = Field(
+        None, description="SAM model id or local folder (sam engine).")
 
     @field_validator("boxes")
     @classmethod
@@ -57,18 +81,22 @@ class GenerateRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    prompt: str = Field("pure white studio background", max_length=1000,
-                        description="The scene, in words.")
+    prompt: Annotated[str, Cli(flags=("--prompt", "-p"))] = Field(
+        "pure white studio background", max_length=1000, description="The scene, in words.")
     negative_prompt: str = Field(DEFAULT_NEGATIVE_PROMPT, max_length=1000,
-                                 description="Editable; used by diffusion engines.")
+                                 description="What to avoid (diffusion engines).")
     n: int = Field(4, ge=1, le=16, description="Number of candidates.")
     seed: int | None = Field(None, ge=0, le=2**32 - 1,
                              description="Seed of the first candidate; candidate i uses seed + i.")
-    engine: str = Field("studio", description="Background engine: studio | diffusion.")
+    engine: Annotated[str, Cli(skip=True)] = Field(  # the CLI's --engine routes to both stages
+        "studio", description="Background engine: studio | diffusion.")
     model: str | None = Field(None, description="Diffusion model: registry id or local path.")
-    preset: str | None = Field(None, description="Marketplace preset: amazon | ebay | shopify | etsy.")
-    size: str | None = Field(None, description="Canvas WIDTHxHEIGHT, e.g. 1024x1024.")
-    aspect: Literal["original", "1:1", "4:5", "16:9", "3:2", "2:3", "9:16"] = Field(
+    preset: Annotated[str | None, Cli(group="canvas")] = Field(
+        None, description="Marketplace preset: amazon | ebay | shopify | etsy.")
+    size: Annotated[str | None, Cli(group="canvas", metavar="WxH")] = Field(
+        None, description="Canvas WIDTHxHEIGHT, e.g. 1024x1024.")
+    aspect: Annotated[Literal["original", "1:1", "4:5", "16:9", "3:2", "2:3", "9:16"],
+                      Cli(group="canvas")] = Field(
         "original", description="Canvas shape when no size or preset is given.")
     keep_framing: bool = Field(False, description="Canvas = photo size, product stays exactly where it was.")
     placement: Literal["center", "surface"] = Field(
@@ -76,7 +104,8 @@ class GenerateRequest(BaseModel):
     margin: float = Field(0.1, ge=0.0, le=0.45, description="Free border, fraction of the canvas side.")
     scale: float | None = Field(None, gt=0.0, le=1.0,
                                 description="Product's longer side as a fraction of the canvas's longer side (default 0.6, or the preset's).")
-    segment: SegmentOptions = Field(default_factory=SegmentOptions)
+    segment: SegmentOptions = Field(default_factory=SegmentOptions,
+                                    description="How the product is cut out.")
     steps: int = Field(30, ge=1, le=150, description="Denoising steps (diffusion).")
     guidance: float = Field(7.5, ge=0.0, le=30.0, description="Classifier-free guidance (diffusion).")
     strength: float = Field(1.0, gt=0.0, le=1.0, description="Denoising strength (inpaint/img2img).")
@@ -84,10 +113,12 @@ class GenerateRequest(BaseModel):
     mode: Literal["auto", "inpaint", "text2img", "img2img"] = Field("auto", description="Diffusion mode.")
     seam_pass: bool = Field(False, description="Second diffusion pass on a thin ring around the product.")
     controlnet: str | None = Field(None, description="ControlNet model id/path (diffusion).")
-    control_image: Literal["canny", "depth"] = "canny"
+    control_image: Literal["canny", "depth"] = Field("canny", description="ControlNet's control image.")
     ip_adapter: str | None = Field(None, description="IP-Adapter id/path (diffusion).")
-    reference_image: str | None = Field(None, description="Style/reference photo path (img2img, IP-Adapter).")
-    output_format: Literal["png", "jpeg", "webp"] = "png"
+    reference_image: Annotated[str | None, Cli(type="path", metavar="PATH")] = Field(
+        None, description="Style/reference photo path (img2img, IP-Adapter).")
+    output_format: Annotated[Literal["png", "jpeg", "webp"], Cli(flags=("--format",))] = Field(
+        "png", description="Image format of the candidates.")
     shadow: bool = Field(True, description="Add contact and cast shadows.")
 
     @field_validator("size")
@@ -107,11 +138,6 @@ class GenerateRequest(BaseModel):
 
     def canvas_size(self) -> tuple[int, int] | None:
         return parse_size(self.size) if self.size else None
-
-
-class CutoutRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    segment: SegmentOptions = Field(default_factory=SegmentOptions)
 
 
 def validation_message(err: ValidationError) -> str:

@@ -24,6 +24,12 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
+    def parse_known_args(self, args=None, namespace=None):
+        fill = self.__dict__.pop("deferred_fill", None)  # see cli.common.later
+        if fill is not None:
+            fill(self)
+        return super().parse_known_args(args, namespace)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(

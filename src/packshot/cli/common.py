@@ -24,23 +24,10 @@ def box(text: str) -> tuple[int, int, int, int]:
     return x0, y0, x1, y1
 
 
-def add_segment_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("cutout hints")
-    g.add_argument("--cutout-engine", "--segmenter", dest="segmenter", default="auto",
-                   help="classic | sam | auto (default: auto = sam when its weights are present)")
-    g.add_argument("--point", type=point, action="append", default=[], metavar="X,Y",
-                   help="a click on the product (repeatable)")
-    g.add_argument("--neg-point", type=point, action="append", default=[], metavar="X,Y",
-                   help="a click on something that is not the product (repeatable)")
-    g.add_argument("--box", type=box, action="append", default=[], metavar="X0,Y0,X1,Y1",
-                   help="a box around the product (repeatable)")
-    g.add_argument("--text", default=None, help="name the object to cut out, e.g. 'the bottle' (sam)")
-    g.add_argument("--sam-model", default=None, help="SAM model id or local folder")
-
-
-def segment_options(args) -> dict:
-    return {"engine": args.segmenter, "points": args.point, "neg_points": args.neg_point,
-            "boxes": args.box, "text": args.text, "model": args.sam_model}
+def later(parser: argparse.ArgumentParser, fill) -> None:
+    """Add ``fill(parser)``'s options only when this sub-command is parsed (or its --help shown):
+    the schema-generated options import pydantic, which ``packshot --help`` never needs."""
+    parser.deferred_fill = fill  # run by packshot.cli.OneLineParser.parse_known_args
 
 
 class Progress:

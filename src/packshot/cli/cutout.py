@@ -1,7 +1,10 @@
-"""packshot cutout IN -o OUT.png"""
+"""packshot cutout IN -o OUT.png
+
+The cutout options are generated from ``schema.SegmentOptions`` (see ``cli.options``).
+"""
 from __future__ import annotations
 
-from .common import Progress, add_segment_args, segment_options
+from .common import Progress, later
 
 
 def register(sub) -> None:
@@ -10,10 +13,16 @@ def register(sub) -> None:
                                    "the input whose alpha is the matte.")
     p.add_argument("input", help="product photo (JPEG, PNG, WebP, TIFF, BMP)")
     p.add_argument("-o", "--output", required=True, help="output PNG path")
-    p.add_argument("--engine", dest="segmenter_engine", default=None,
-                   help="classic | sam | auto (same as --cutout-engine)")
-    add_segment_args(p)
     p.set_defaults(func=run)
+    later(p, _options)
+
+
+def _options(p) -> None:
+    from ..schema import SegmentOptions
+    from .options import add_options
+
+    add_options(p, SegmentOptions, prefix="segment.", title="cutout hints",
+                extra_flags={"engine": ("--engine",)})
 
 
 def run(args) -> int:
@@ -21,13 +30,12 @@ def run(args) -> int:
     from ..output import save_cutout
     from ..pipeline import default_pipeline
     from ..schema import SegmentOptions, build
+    from .options import values
 
-    if args.segmenter_engine:
-        args.segmenter = args.segmenter_engine
     if not args.output.lower().endswith(".png"):
         from ..errors import InvalidInputError
         raise InvalidInputError(f"output {args.output!r} must be a .png (a cutout needs alpha)")
-    opts = build(SegmentOptions, segment_options(args))
+    opts = build(SegmentOptions, values(args, SegmentOptions, prefix="segment."))
     progress = Progress()
     cut = default_pipeline(Settings.from_env()).cutout(args.input, opts, progress)
     progress.done()

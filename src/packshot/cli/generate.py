@@ -1,7 +1,11 @@
-"""packshot generate IN --prompt TEXT -o OUTDIR"""
+"""packshot generate IN --prompt TEXT -o OUTDIR
+
+The request options are generated from ``schema.GenerateRequest`` / ``SegmentOptions`` (see
+``cli.options``); only the input, the output folder and the two-stage ``--engine`` are written here.
+"""
 from __future__ import annotations
 
-from .common import Progress, add_segment_args, segment_options
+from .common import Progress, later
 
 
 def register(sub) -> None:
@@ -11,78 +15,68 @@ def register(sub) -> None:
                                    "results.json to OUTDIR.")
     p.add_argument("input", help="product photo")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
-    p.add_argument("--prompt", "-p", default=None, help="the scene, in words")
-    p.add_argument("--negative-prompt", default=None, help="what to avoid (diffusion)")
-    p.add_argument("-n", type=int, default=None, help="number of candidates (default 4)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the first candidate")
-    p.add_argument("--engine", action="append", default=[], metavar="NAME",
-                   help="background engine studio (default) | diffusion, and/or cutout engine "
-                        "classic | sam | auto; repeatable, e.g. --engine sam --engine diffusion")
-    p.add_argument("--model", default=None, help="diffusion model: registry id or local path")
-    canvas = p.add_mutually_exclusive_group()
-    canvas.add_argument("--preset", default=None, help="amazon | ebay | shopify | etsy")
-    canvas.add_argument("--size", default=None, metavar="WxH", help="canvas size, e.g. 1024x1024")
-    canvas.add_argument("--aspect", default=None, help="original | 1:1 | 4:5 | 16:9 | 3:2 | 2:3 | 9:16")
-    p.add_argument("--keep-framing", action="store_true", default=None,
-                   help="canvas = photo size; the product stays exactly where it was")
-    p.add_argument("--placement", default=None, help="surface (default) | center")
-    p.add_argument("--margin", type=float, default=None, help="free border, fraction of the side")
-    p.add_argument("--scale", type=float, default=None,
-                   help="product's longer side as a fraction of the canvas's longer side")
-    p.add_argument("--no-shadow", dest="shadow", action="store_false", default=None)
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--guidance", type=float, default=None)
-    p.add_argument("--strength", type=float, default=None)
-    p.add_argument("--scheduler", default=None)
-    p.add_argument("--mode", default=None, help="auto | inpaint | text2img | img2img (diffusion)")
-    p.add_argument("--seam-pass", action="store_true", default=None)
-    p.add_argument("--controlnet", default=None)
-    p.add_argument("--control-image", default=None, help="canny | depth")
-    p.add_argument("--ip-adapter", default=None)
-    p.add_argument("--reference-image", default=None)
-    p.add_argument("--format", dest="output_format", default=None, help="png (default) | jpeg | webp")
-    add_segment_args(p)
     p.set_defaults(func=run)
+    later(p, _options)
 
 
-FIELDS = ("prompt", "negative_prompt", "n", "seed", "model", "preset", "size", "aspect",
-          "keep_framing", "placement", "margin", "scale", "shadow", "steps", "guidance", "strength",
-          "scheduler", "mode", "seam_pass", "controlnet", "control_image", "ip_adapter",
-          "reference_image", "output_format")
+def _options(p) -> None:
+    from ..schema import GenerateRequest, SegmentOptions
+    from .options import add_options
+
+    bg, seg = GenerateRequest.model_fields["engine"], SegmentOptions.model_fields["engine"]
+    p.add_argument("--engine", dest="engines", action="append", default=[], metavar="NAME",
+                   help=f"{bg.description.rstrip('.')} (default {bg.default}), and/or "
+                        f"{seg.description[0].lower()}{seg.description[1:].rstrip('.')}; repeatable, "
+                        "e.g. --engine sam --engine diffusion")
+    add_options(p, GenerateRequest)
+    add_options(p, SegmentOptions, prefix="segment.", title="cutout hints")
+
+
+def route_engines(names: list[str]) -> dict[str, str]:
+    """Each --engine value goes to the stage it names: {"engine": bg} and/or {"segment": cutout}."""
+    from ..backgrounds import ENGINES
+    from ..errors import UnknownNameError
+    from ..segment import ENGINE_CHOICES
+
+    out: dict[str, str] = {}
+    for name in names:
+        if name in ENGINES:
+            out["engine"] = name
+        elif name in ENGINE_CHOICES:
+            out["segment"] = name
+        else:
+            raise UnknownNameError("engine", name, [*ENGINES.names(), *ENGINE_CHOICES])
+    return out
 
 
 def run(args) -> int:
     from pathlib import Path
 
     from ..config import Settings
+    from ..errors import InvalidInputError
     from ..output import save_result
     from ..pipeline import default_pipeline
-    from ..schema import GenerateRequest, build
+    from ..schema import GenerateRequest, SegmentOptions, build
+    from .options import values
 
-    from ..backgrounds import ENGINES
-    from ..errors import UnknownNameError
-    from ..segment import ENGINE_CHOICES
-
-    fields = {f: getattr(args, f) for f in FIELDS if getattr(args, f) is not None}
-    for name in args.engine:  # route each --engine value to the stage it names
-        if name in ENGINES:
-            fields["engine"] = name
-        elif name in ENGINE_CHOICES:
-            args.segmenter = name
-        else:
-            raise UnknownNameError("engine", name, [*ENGINES.names(), *ENGINE_CHOICES])
-    seg = {k: v for k, v in segment_options(args).items() if v not in (None, [])}
+    fields = values(args, GenerateRequest)
+    seg = values(args, SegmentOptions, prefix="segment.")
+    routed = route_engines(args.engines)
+    if "engine" in routed:
+        fields["engine"] = routed["engine"]
+    if "segment" in routed:
+        seg["engine"] = routed["segment"]
     request = build(GenerateRequest, {**fields, "segment": seg})
     out = Path(args.output)
     if out.exists() and not out.is_dir():
-        from ..errors import InvalidInputError
         raise InvalidInputError(f"output {args.output!r} exists and is not a folder")
     progress = Progress()
     result = default_pipeline(Settings.from_env()).generate(args.input, request, progress)
     progress.done()
     path = save_result(result, out)
-    best = result.candidates[0]
-    print(f"wrote {len(result.candidates)} candidates to {out}/ (best: {best.file}); details in {path}")
+    best, count = result.candidates[0], len(result.candidates)
+    print(f"wrote {count} candidate{'s' if count != 1 else ''} to {out}/ (best: {best.file}); "
+          f"details in {path}")
     for note in result.notes + sorted({n for c in result.candidates for n in c.notes}):
         print(f"note: {note}")
     return 0

@@ -30,3 +30,20 @@ SEGMENTERS.register("sam", "packshot.segment.sam:SamSegmenter",
                     extra="ai", points=True, boxes=True, text=True)
 
 ENGINE_CHOICES = ("classic", "sam", "auto")
+
+
+def resolve_engine(requested: str, settings, model: str | None = None) -> tuple[str, str | None]:
+    """The segmenter to run for ``requested`` and a note when the choice is worth telling.
+
+    ``auto`` -> ``sam`` when its weights are present locally (cheap check, no torch import), else
+    ``classic`` (the expected case with no weights: no note). Unknown names raise UnknownNameError
+    listing the valid ones. Called once per request, by ``packshot.resolve.check_inputs``.
+    """
+    if requested not in ENGINE_CHOICES:
+        SEGMENTERS.entry(requested)  # raises UnknownNameError listing the valid names
+    if requested != "auto":
+        return requested, None
+    from .sam import sam_available
+    if sam_available(settings, model):
+        return "sam", "auto: SAM weights found, used sam"
+    return "classic", None
