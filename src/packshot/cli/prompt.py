@@ -5,6 +5,8 @@
     packshot prompt vocab [--markdown | --json]
     packshot prompt parse "on a white marble table, light from the left" [--json]
     packshot prompt build --surface "on oak" --mood "golden hour"
+    packshot prompt suggest PHOTO [-n 6] [--json] [--captioner ID]
+    packshot prompt describe PHOTO [--json] [--captioner ID]
 """
 from __future__ import annotations
 
@@ -44,6 +46,57 @@ def register(sub) -> None:
     for f in _FIELDS:
         b.add_argument(f"--{f}", default=None)
     b.set_defaults(func=run, action="build")
+
+    s = ps.add_parser("suggest", help="scene prompts that suit the product in a photo",
+                      description="n structured scene prompts from the product itself: its palette "
+                                  "(complementary, analogous, neutral backdrops), shape (tabletop, podium, "
+                                  "flat lay, hanging), finish (glossy: reflections; matte: soft light) "
+                                  "and view; a configured captioner adds the product's category.")
+    s.add_argument("photo", help="product photo")
+    s.add_argument("-n", type=int, default=6, help="number of suggestions, 1..12 (default 6)")
+    s.add_argument("--json", action="store_true",
+                   help="print a list of {surface, surroundings, background, lighting, mood, prompt, ...}")
+    s.add_argument("--captioner", default=None, metavar="ID",
+                   help="captioning model id or folder (default $PACKSHOT_CAPTIONER; none: measured only)")
+    s.set_defaults(func=run_suggest, action="suggest")
+
+    d = ps.add_parser("describe", help="a reference scene photo in the five structured fields",
+                      description="Describe a reference scene (not its product) as surface, surroundings, "
+                                  "background, lighting and mood.")
+    d.add_argument("photo", help="reference scene photo")
+    d.add_argument("--json", action="store_true")
+    d.add_argument("--captioner", default=None, metavar="ID",
+                   help="captioning model id or folder (default $PACKSHOT_CAPTIONER; none: measured only)")
+    d.set_defaults(func=run_suggest, action="describe")
+
+
+def run_suggest(args) -> int:
+    import json
+
+    from ..config import Settings
+
+    settings = Settings.from_env()
+    if args.action == "suggest":
+        from ..prompts.suggest import suggest
+
+        items = [s.to_dict() for s in suggest(args.photo, args.n, settings=settings, captioner=args.captioner)]
+        if args.json:
+            print(json.dumps(items, indent=2))
+        else:
+            for i, s in enumerate(items, 1):
+                print(f"{i}. {s['prompt']}")
+                print(f"   [{s['palette']}, {s['arrangement']}] " + "; ".join(s["why"][:3]))
+        return 0
+    from ..prompts.describe import describe
+
+    d = describe(args.photo, settings=settings, captioner=args.captioner).to_dict()
+    if args.json:
+        print(json.dumps(d, indent=2))
+    else:
+        for f in _FIELDS:
+            print(f"{f:13} {d[f] or '-'}  ({d['source'][f]})")
+        print(f"{'prompt':13} {d['prompt']}")
+    return 0
 
 
 def run(args) -> int:
