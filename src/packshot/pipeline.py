@@ -6,7 +6,6 @@ Settings. Each stage takes typed values and returns typed values (see ``packshot
 """
 from __future__ import annotations
 
-import random
 import threading
 import time
 from pathlib import Path
@@ -20,11 +19,12 @@ from .composite import compose
 from .config import Settings
 from .errors import InvalidInputError, NoProductFoundError
 from .io import load_image
-from .layout import get_preset, place, plan
+from .layout import place, plan
+from .resolve import Resolved, SegmentPlan, check_inputs, check_segment
 from .schema import GenerateRequest, SegmentOptions, build
 from .score import rank, score_candidate
 from .segment import SEGMENTERS, Segmenter, resolve_engine
-from .types import Candidate, Cutout, GenerateResult, Hints, Matte, Photo, ProgressFn, no_progress
+from .types import Candidate, Cutout, GenerateResult, Matte, Photo, ProgressFn, Size, no_progress
 
 ImageInput = str | Path | bytes | Photo | np.ndarray
 
@@ -37,19 +37,6 @@ def as_photo(image: ImageInput, settings: Settings) -> Photo:
             raise InvalidInputError(f"array image must be HxWx3 uint8 RGB, got {image.shape} {image.dtype}")
         return Photo(rgb=np.ascontiguousarray(image), source="<array>")
     return load_image(image, max_pixels=settings.max_pixels)
-
-
-def hints_of(opts: SegmentOptions, photo: Photo) -> Hints:
-    """Hints from the request, checked against the photo's size (errors name the bad value)."""
-    w, h = photo.size
-    for x, y in [*opts.points, *opts.neg_points]:
-        if not (0 <= x < w and 0 <= y < h):
-            raise InvalidInputError(f"point {x},{y} is outside the {w}x{h} photo")
-    for b in opts.boxes:
-        if b[0] < 0 or b[1] < 0 or b[2] > w or b[3] > h:
-            raise InvalidInputError(f"box {','.join(map(str, b))} is outside the {w}x{h} photo")
-    return Hints(points=tuple(map(tuple, opts.points)), neg_points=tuple(map(tuple, opts.neg_points)),
-                 boxes=tuple(map(tuple, opts.boxes)), text=opts.text)
 
 
 class Pipeline:
@@ -82,6 +69,13 @@ class Pipeline:
         """(name, note) of the segmenter ``opts.engine`` stands for (see segment.resolve_engine)."""
         return resolve_engine(opts.engine, self.settings, opts.model)
 
+    def check(self, request: GenerateRequest, photo: Photo | None = None, *,
+              photo_size: Size | None = None) -> Resolved:
+        """1. check inputs: ``resolve.check_inputs`` with this Pipeline's settings and engines."""
+        ENGINES.entry(request.engine)  # names the valid engines before one is built
+        return check_inputs(request, photo, self.settings, photo_size=photo_size,
+                            engine=self.engine(request.engine))
+
     # -- stages -----------------------------------------------------------------------------
     def cutout(self, image: ImageInput, request: SegmentOptions | dict | None = None,
                progress: ProgressFn = no_progress) -> Cutout:
@@ -93,18 +87,19 @@ class Pipeline:
         t0 = time.perf_counter()
         photo = as_photo(image, self.settings)
         t_load = time.perf_counter() - t0
-        hints = hints_of(opts, photo)
+        return self._segment(photo, check_segment(opts, photo.size, self.settings), progress, t_load)
+
+    def _segment(self, photo: Photo, seg: SegmentPlan, progress: ProgressFn, t_load: float = 0.0) -> Cutout:
         progress("segment", 0.0, "cutting out the product")
-        if photo.alpha is not None and not hints and opts.engine == "auto" and (photo.alpha < 0.02).any() \
-                and (photo.alpha > 0.98).any():
+        if photo.alpha is not None and not seg.hints and seg.options.engine == "auto" \
+                and (photo.alpha < 0.02).any() and (photo.alpha > 0.98).any():
             matte = Matte(alpha=photo.alpha, engine="alpha-channel",
                           notes=("the photo has its own transparency: used it as the matte",))
         else:
-            name, note = self.resolve_segmenter(opts)
             t1 = time.perf_counter()
-            matte = self.segmenter(name, opts.model).segment(photo, hints, progress)
+            matte = self.segmenter(seg.segmenter, seg.options.model).segment(photo, seg.hints, progress)
             timings = {"load": t_load, "segment": time.perf_counter() - t1, **matte.timings}
-            notes = matte.notes + ((note,) if note else ())
+            notes = matte.notes + ((seg.note,) if seg.note else ())
             matte = Matte(alpha=matte.alpha, engine=matte.engine, foreground=matte.foreground,
                           notes=notes, timings=timings)
         if matte.bbox(0.5) is None:
@@ -112,22 +107,26 @@ class Pipeline:
         progress("segment", 1.0, f"cut out with {matte.engine}")
         return Cutout(photo=photo, matte=matte)
 
-    def generate(self, image: ImageInput | Cutout, request: GenerateRequest | dict | None = None,
+    def generate(self, image: ImageInput | Cutout,
+                 request: GenerateRequest | Resolved | dict | None = None,
                  progress: ProgressFn = no_progress, **fields: Any) -> GenerateResult:
-        """Numbered stages, one typed result. ``fields`` override request fields (library sugar)."""
-        # 1. check inputs (all validation up front, errors name the bad value)
-        if request is None or isinstance(request, dict):
-            request = build(GenerateRequest, {**(request or {}), **fields})
-        elif fields:
-            request = build(GenerateRequest, {**request.model_dump(), **fields})
-        ENGINES.entry(request.engine)
-        if request.preset:
-            get_preset(request.preset)
+        """Numbered stages, one typed result. ``fields`` override request fields (library sugar);
+        a :class:`~packshot.resolve.Resolved` request was checked already and is not checked again."""
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
+        resolved = request if isinstance(request, Resolved) and not fields else None
+        if isinstance(request, Resolved) and fields:
+            request = request.request
+        # 2. load (decode only; the photo's size is needed to check the hints)
+        photo = image.photo if isinstance(image, Cutout) else as_photo(image, self.settings)
+        t_load = time.perf_counter() - t0
+        # 1. check inputs: all validation and every rule decided once, before any heavy work
+        if resolved is None:
+            resolved = self.check(_request_of(request, fields), photo)
+        request = resolved.request
 
-        # 2. load + 3. segment
-        cut = image if isinstance(image, Cutout) else self.cutout(image, request.segment, progress)
+        # 3. segment
+        cut = image if isinstance(image, Cutout) else self._segment(photo, resolved.segment, progress, t_load)
         timings["cutout"] = time.perf_counter() - t0
 
         # 4. layout: canvas, uniform scale, offset; then the product layer on the canvas
@@ -136,27 +135,19 @@ class Pipeline:
         layer = place(cut, placement)
         timings["layout"] = time.perf_counter() - t
 
-        # 5. seeds: candidate i uses seed + i (recorded per candidate)
-        base = request.seed if request.seed is not None else random.SystemRandom().randrange(2**32 - request.n)
-        seeds = tuple((base + i) % 2**32 for i in range(request.n))
-
-        # 6. background: one scene per seed
+        # 5. background: one scene per seed (candidate i uses seed + i, drawn once by check_inputs)
         t = time.perf_counter()
-        engine = self.engine(request.engine)
-        scenes = engine.render(SceneJob(request=request, layer=layer, seeds=seeds, photo=cut.photo),
+        engine = self.engine(resolved.engine)
+        scenes = engine.render(SceneJob(request=request, layer=layer, seeds=resolved.seeds, photo=cut.photo),
                                progress)
         timings["background"] = time.perf_counter() - t
 
-        # 7. composite: shadows, edge blend, exact paste-back
+        # 6. composite: shadows, edge blend, exact paste-back
         t = time.perf_counter()
-        preset = get_preset(request.preset) if request.preset else None
-        shadow = request.shadow and (preset.shadow if preset else True)
-        notes: list[str] = list(cut.matte.notes)
-        if request.shadow and not shadow:
-            notes.append(f"preset {preset.name}: no added shadow (its background must stay plain)")
+        notes: list[str] = [*cut.matte.notes, *resolved.notes]
         candidates = []
         for i, scene in enumerate(scenes):
-            img = compose(scene, layer, shadow=shadow)
+            img = compose(scene, layer, shadow=resolved.shadow)
             params = self._parameters(request, scene, placement, cut)
             candidates.append(Candidate(image=img, seed=scene.seed, engine=scene.engine,
                                         prompt=request.prompt, parameters=params, scene=scene,
@@ -164,7 +155,7 @@ class Pipeline:
             progress("composite", (i + 1) / len(scenes), f"candidate {i + 1}/{len(scenes)}")
         timings["composite"] = time.perf_counter() - t
 
-        # 8. score and rank (best first)
+        # 7. score and rank (best first)
         t = time.perf_counter()
         for c in candidates:
             c.scores = score_candidate(c, layer, placement)
@@ -185,6 +176,15 @@ class Pipeline:
                   "Scale": round(placement.scale, 4), "Cutout": cut.matte.engine,
                   "Version": f"packshot {__version__}"})
         return p
+
+
+def _request_of(request: GenerateRequest | dict | None, fields: dict[str, Any]) -> GenerateRequest:
+    """The request a library call asks for: a GenerateRequest, a dict, and/or field overrides."""
+    if request is None or isinstance(request, dict):
+        return build(GenerateRequest, {**(request or {}), **fields})
+    if fields:
+        return build(GenerateRequest, {**request.model_dump(exclude_unset=True), **fields})
+    return request
 
 
 _DEFAULT: dict[str, Pipeline] = {}

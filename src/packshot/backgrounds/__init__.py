@@ -35,6 +35,18 @@ class BackgroundEngine(Protocol):
         """Return ``len(job.seeds)`` scenes the canvas's size, in seed order."""
         ...
 
+    # Optional: ``check(request, settings) -> Any`` refuses, up front and without loading a model,
+    # a request this engine would fail on later (weights present, mode and model kind, reference
+    # image), raising a packshot error that names the value. Called once per request by
+    # ``packshot.resolve.check_inputs`` through :func:`engine_check`; its result is kept in
+    # ``Resolved.engine_check``. Engines with nothing to check leave it out.
+
+
+def engine_check(engine: object, request, settings) -> object:
+    """``engine.check(request, settings)`` when the engine has one; None (nothing to check) otherwise."""
+    check = getattr(engine, "check", None)
+    return check(request, settings) if check is not None else None
+
 
 ENGINES: Registry[BackgroundEngine] = Registry("background engine")
 ENGINES.register("studio", "packshot.backgrounds.studio:StudioEngine",
