@@ -14,7 +14,7 @@ from PIL import Image
 from services import FINISHED, Server, assert_error, create_product, database_url, photo_bytes, postgres, \
     wait_job  # noqa: F401  (postgres: fixture)
 
-KEY_A, KEY_B = "key-alpha-123", "key-bravo-456"
+KEY_A, KEY_B, METRICS_KEY = "key-alpha-123", "key-bravo-456", "key-operator-789"
 MAX_UPLOAD, MAX_PIXELS = 1_500_000, 1_000_000
 JOB = {"n": 2, "size": "256x256", "prompt": "on a white marble table, soft light"}
 
@@ -24,7 +24,7 @@ def server(request, tmp_path_factory):
     data = tmp_path_factory.mktemp(f"api-{request.param}") / "data"
     srv = Server(data, database_url=database_url(request.param, request), api_keys=(KEY_A, KEY_B),
                  env={"PACKSHOT_MAX_UPLOAD_BYTES": MAX_UPLOAD, "PACKSHOT_MAX_PIXELS": MAX_PIXELS,
-                      "PACKSHOT_RATE_LIMIT_PER_MINUTE": 100000})
+                      "PACKSHOT_RATE_LIMIT_PER_MINUTE": 100000, "PACKSHOT_METRICS_KEY": METRICS_KEY})
     srv.start()
     yield srv
     srv.stop()
@@ -75,7 +75,8 @@ def test_health_is_open_and_everything_else_needs_a_key(server, a):
     bearer = server.client(None)
     bearer.headers["Authorization"] = f"Bearer {KEY_A}"
     assert bearer.get("/api/v1/products").status_code == 200
-    metrics = a.get("/metrics")
+    assert_error(a.get("/metrics"), 403, "operators")  # an ordinary key does not open /metrics
+    metrics = server.client(METRICS_KEY).get("/metrics")
     assert metrics.status_code == 200 and "packshot_http_requests_total" in metrics.text
     assert 'packshot_jobs{status="queued"}' in metrics.text
 

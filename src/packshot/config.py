@@ -44,6 +44,19 @@ class Settings(BaseModel):
     broker_url: str = "redis://127.0.0.1:6379/0"
     api_keys: list[str] = Field(default_factory=list, description="If set, every route but /health needs one.")
     rate_limit_per_minute: int = Field(600, ge=1)
+    # -- service hardening (H16) --
+    decode_budget_bytes: int = Field(1024 * 1024 * 1024, gt=0,
+                                     description="Memory the server's concurrent image decodes may use; "
+                                                 "beyond it uploads wait, then get 503 + Retry-After.")
+    max_job_pixels: int = Field(70_000_000, gt=0, description="n x canvas pixels one job may make.")
+    metrics_key: str | None = Field(None, description="Key for GET /metrics (operators); without it "
+                                                      "/metrics answers only callers on the server's host.")
+    trusted_hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1", "localhost", "::1"],
+                                     description="Host header values served ('*' = any).")
+    allowed_origins: list[str] = Field(default_factory=list,
+                                       description="Other origins (scheme://host:port) allowed to POST.")
+    header_timeout_s: float = Field(10.0, gt=0, description="A client must send its headers within this.")
+    body_timeout_s: float = Field(30.0, gt=0, description="Longest silence while a request body arrives.")
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -55,7 +68,7 @@ class Settings(BaseModel):
                 continue
             if field.annotation is bool:
                 values[name] = raw.strip().lower() in ("1", "true", "yes", "on")
-            elif name == "api_keys":
+            elif name in ("api_keys", "trusted_hosts", "allowed_origins"):
                 values[name] = [k.strip() for k in raw.split(",") if k.strip()]
             else:
                 values[name] = raw

@@ -14,13 +14,15 @@ import io
 import os
 import tempfile
 import warnings
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageCms, ImageFile, ImageOps, PngImagePlugin, UnidentifiedImageError
 
-from .errors import ImageLoadError, ImageTooLargeError, InvalidInputError
+from .errors import ImageLoadError, ImageTooLargeError, InvalidInputError, PackshotError
 from .types import Photo
 
 FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP"}
@@ -59,13 +61,91 @@ def _name(src: Any) -> str:
     return str(src) if isinstance(src, (str, Path)) else "<upload>"
 
 
-def load_image(src: str | Path | bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
-    """Decode ``src`` (a path or the file's bytes) into a :class:`Photo`.
+# bytes per pixel of the decoded samples, by PIL mode (what the decode limit counts)
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "La": 2, "I;16": 2, "I;16B": 2, "I;16L": 2,
+               "I;16N": 2, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3, "RGBA": 4, "RGBa": 4, "RGBX": 4,
+               "CMYK": 4, "I": 4, "F": 4}
+# modes a working copy is not needed for (with a format a browser shows: JPEG, PNG, WebP, GIF)
+PLAIN_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA")
+WEB_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
 
-    Raises :class:`ImageLoadError` (one line, naming the file) for anything that is not a whole,
-    decodable image, and :class:`ImageTooLargeError` above ``max_pixels``.
-    """
-    name = _name(src)
+
+def decoded_bytes(width: int, height: int, mode: str) -> int:
+    """Bytes the decoded samples take: what the pixel limit counts (``max_pixels`` x 4 bytes, the
+    size of that many 8-bit RGBA pixels), so float, 32-bit, CMYK and alpha images count more than
+    8-bit greyscale or RGB ones."""
+    return width * height * _MODE_BYTES.get(mode, 4)
+
+
+def decode_cost(width: int, height: int, mode: str) -> int:
+    """Peak memory one decode needs, for :class:`DecodeBudget`: PIL's own buffer (up to 4 bytes a
+    pixel whatever the mode), the 8-bit result (up to 3 bytes a pixel) and a little for the
+    conversion, which works in bands of rows (measured: 296 MB for a 7000x7000 float TIFF)."""
+    return width * height * 7 + 16 * 2**20
+
+
+class DecodeBusyError(PackshotError):
+    """Every byte of the decode budget is taken by decodes in flight: try again shortly."""
+
+    http_status = 503
+    retry_after_s = 2
+
+
+class DecodeBudget:
+    """Bounds the memory of concurrent decodes in one process (the API server): a decode reserves
+    :func:`decode_cost` bytes before it starts and waits up to ``wait_s`` for room, else
+    :class:`DecodeBusyError` (503 + Retry-After). One decode larger than the whole budget still runs,
+    alone."""
+
+    def __init__(self, total_bytes: int, wait_s: float = 20.0):
+        import threading
+
+        self.total, self.wait_s = int(total_bytes), wait_s
+        self.used = 0
+        self.peak = 0
+        self._cond = threading.Condition()
+        _libc("mallopt", -3, 4 * 2**20)  # M_MMAP_THRESHOLD = 4 MB, fixed (see _libc)
+
+    @contextmanager
+    def reserve(self, nbytes: int):
+        import time
+
+        need = min(int(nbytes), self.total)
+        deadline = time.monotonic() + self.wait_s
+        with self._cond:
+            while self.used + need > self.total:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise DecodeBusyError(f"the server is decoding other large images ({self.used >> 20} MB of "
+                                          f"its {self.total >> 20} MB decode budget in use); retry in a moment")
+                self._cond.wait(left)
+            self.used += need
+            self.peak = max(self.peak, self.used)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.used -= need
+                self._cond.notify_all()
+            if need >= 64 * 2**20:
+                _libc("malloc_trim", 0)
+
+
+def _libc(name: str, *args: int) -> None:
+    """Call a glibc memory function (not glibc: nothing to do). Why: glibc serves big buffers from
+    per-thread arenas once its dynamic mmap threshold has grown, and keeps what is freed there, so a
+    server that decoded 8 big photos in 8 threads sat at 1.7-2.9 GB of RSS, and stayed there. A
+    fixed mmap threshold (big buffers are mapped and unmapped) and a trim after each large decode
+    keep it near the budget."""
+    try:
+        import ctypes
+
+        getattr(ctypes.CDLL("libc.so.6"), name)(*args)
+    except (OSError, AttributeError):
+        pass
+
+
+def _read_source(src: str | Path | bytes, name: str) -> bytes:
     if isinstance(src, (bytes, bytearray)):
         data = bytes(src)
     else:
@@ -80,6 +160,13 @@ def load_image(src: str | Path | bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS)
             raise ImageLoadError(f"{name}: cannot read ({e.strerror})") from None
     if not data:
         raise ImageLoadError(f"{name}: empty file (0 bytes)")
+    return data
+
+
+@contextmanager
+def _decoded(data: bytes, name: str, max_pixels: int, budget: "DecodeBudget | None"):
+    """Open ``data``, check its size from the header (nothing decoded yet), reserve the budget,
+    decode; yields the loaded PIL image (EXIF orientation applied)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -90,9 +177,11 @@ def load_image(src: str | Path | bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS)
                     f"{name}: {w}x{h} = {w * h} pixels is over the limit of {max_pixels} pixels")
             if w < 1 or h < 1:
                 raise ImageLoadError(f"{name}: image has no pixels ({w}x{h})")
-            fmt = im.format
-            ImageFile.LOAD_TRUNCATED_IMAGES = False
-            im.load()
+            nbytes = decoded_bytes(w, h, im.mode)
+            if nbytes > max_pixels * 4:
+                raise ImageTooLargeError(
+                    f"{name}: {w}x{h} {im.mode} decodes to {nbytes >> 20} MB, over the limit of "
+                    f"{(max_pixels * 4) >> 20} MB ({max_pixels} pixels of 8-bit RGBA)")
     except ImageLoadError:
         raise
     except UnidentifiedImageError:
@@ -100,31 +189,98 @@ def load_image(src: str | Path | bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageTooLargeError(f"{name}: too many pixels ({e})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
-        msg = str(e) or type(e).__name__
-        if "truncated" in msg.lower() or isinstance(e, EOFError):
-            raise ImageLoadError(f"{name}: truncated or corrupt image data ({msg})") from None
-        raise ImageLoadError(f"{name}: cannot decode image ({msg})") from None
-    try:
-        rgb, alpha = _to_rgb(ImageOps.exif_transpose(im))
-    except (OSError, ValueError) as e:
-        raise ImageLoadError(f"{name}: cannot convert image ({e})") from None
+        raise ImageLoadError(f"{name}: cannot decode image ({str(e) or type(e).__name__})") from None
+    with budget.reserve(decode_cost(w, h, im.mode)) if budget is not None else nullcontext():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                ImageFile.LOAD_TRUNCATED_IMAGES = False
+                im.load()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            raise ImageTooLargeError(f"{name}: too many pixels ({e})") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as e:
+            msg = str(e) or type(e).__name__
+            if "truncated" in msg.lower() or isinstance(e, EOFError):
+                raise ImageLoadError(f"{name}: truncated or corrupt image data ({msg})") from None
+            raise ImageLoadError(f"{name}: cannot decode image ({msg})") from None
+        try:
+            ImageOps.exif_transpose(im, in_place=True)  # without in_place: a full copy, always
+            yield im
+        except (OSError, ValueError) as e:
+            raise ImageLoadError(f"{name}: cannot convert image ({e})") from None
+
+
+def load_image(src: str | Path | bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+               budget: DecodeBudget | None = None) -> Photo:
+    """Decode ``src`` (a path or the file's bytes) into a :class:`Photo`.
+
+    Raises :class:`ImageLoadError` (one line, naming the file) for anything that is not a whole,
+    decodable image, and :class:`ImageTooLargeError` above ``max_pixels`` pixels or when the decoded
+    samples would take more than ``max_pixels`` x 4 bytes (:func:`decoded_bytes`). ``budget``: wait
+    for room in a :class:`DecodeBudget` before decoding.
+    """
+    name = _name(src)
+    data = _read_source(src, name)
+    with _decoded(data, name, max_pixels, budget) as im:
+        fmt = im.format or Image.open(io.BytesIO(data)).format
+        rgb, alpha = _to_rgb(im)
     return Photo(rgb=rgb, source=name, format=fmt, alpha=alpha)
 
 
-def _to_rgb(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    """Any PIL mode -> (HxWx3 uint8 sRGB, HxW float32 alpha or None)."""
+@dataclass(frozen=True)
+class Upload:
+    """An upload, decoded once: its size (after EXIF rotation), format, and the normalised 8-bit
+    sRGB PNG working copy that later decodes use (None when the original is plain 8-bit in a
+    format a browser shows: it is its own working copy)."""
+
+    width: int
+    height: int
+    format: str | None
+    work: bytes | None
+
+
+def normalise_upload(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "<upload>",
+                     budget: DecodeBudget | None = None) -> Upload:
+    """Decode an upload once (under ``budget``) and make its working copy if it needs one."""
+    data = _read_source(data, name)
+    with _decoded(data, name, max_pixels, budget) as im:
+        src_mode = im.mode
+        fmt = Image.open(io.BytesIO(data)).format
+        w, h = im.size
+        if fmt in WEB_FORMATS and src_mode in PLAIN_MODES and not im.info.get("icc_profile"):
+            return Upload(w, h, fmt, None)
+        norm, alpha = _normalise(im)
+        del im
+        if alpha is not None:
+            norm.putalpha(Image.fromarray(np.round(alpha * 255.0).astype(np.uint8), "L"))
+        buf = io.BytesIO()
+        norm.save(buf, "PNG", compress_level=1)
+        return Upload(w, h, fmt, buf.getvalue())
+
+
+def _grey8(im: Image.Image) -> Image.Image:
+    """16/32-bit integer or float greyscale -> 8-bit "L", scaled (PIL's convert('L') clips instead
+    of scaling), in bands of rows so no full-size float copy is ever made."""
+    lo, hi = im.getextrema()
+    if im.mode == "F":
+        scale, top = (255.0 if hi <= 1.0 else 1.0), 1.0
+    else:
+        scale, top = 255.0, (65535.0 if (im.mode.startswith("I;16") or hi > 255) else 255.0)
+    w, h = im.size
+    out = np.empty((h, w), np.uint8)
+    step = max(1, 2_000_000 // w)
+    for y in range(0, h, step):
+        a = np.asarray(im.crop((0, y, w, min(h, y + step))), dtype=np.float64)
+        out[y:y + a.shape[0]] = np.clip(np.round(a / top * scale), 0, 255)
+    return Image.fromarray(out, "L")
+
+
+def _normalise(im: Image.Image) -> tuple[Image.Image, np.ndarray | None]:
+    """Any PIL mode -> ("L" or "RGB" sRGB PIL image, HxW float32 alpha or None)."""
     icc = im.info.get("icc_profile")
     alpha = None
-    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        # 16/32-bit greyscale: scale to 8 bits (PIL's convert('L') clips instead of scaling)
-        a = np.asarray(im, dtype=np.float64)
-        top = 65535.0 if (im.mode.startswith("I;16") or a.max() > 255) else 255.0
-        grey = np.clip(np.round(a / top * 255.0), 0, 255).astype(np.uint8)
-        return np.dstack([grey] * 3), None
-    if im.mode == "F":
-        a = np.asarray(im, dtype=np.float64)
-        grey = np.clip(np.round(a * 255.0 if a.max() <= 1.0 else a), 0, 255).astype(np.uint8)
-        return np.dstack([grey] * 3), None
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        return _grey8(im), None
     if im.mode == "P":
         im = im.convert("RGBA") if "transparency" in im.info else im.convert("RGB")
     elif im.mode == "PA":
@@ -142,10 +298,18 @@ def _to_rgb(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
             im = ImageCms.profileToProfile(im, src, _srgb_profile(), outputMode="RGB")
         except (ImageCms.PyCMSError, OSError):
             pass  # a broken embedded profile: fall back to a plain conversion below
-    if im.mode != "RGB":
-        im = im.convert("RGB")  # CMYK without profile, L, 1, YCbCr, LAB, HSV
-    rgb = np.ascontiguousarray(np.asarray(im, dtype=np.uint8))
-    return rgb, alpha
+    if im.mode not in ("RGB", "L"):
+        im = im.convert("RGB")  # CMYK without profile, 1, YCbCr, LAB, HSV
+    return im, alpha
+
+
+def _to_rgb(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """Any PIL mode -> (HxWx3 uint8 sRGB, HxW float32 alpha or None)."""
+    norm, alpha = _normalise(im)
+    if norm.mode == "L":
+        grey = np.asarray(norm, dtype=np.uint8)
+        return np.ascontiguousarray(np.dstack([grey] * 3)), alpha
+    return np.ascontiguousarray(np.asarray(norm, dtype=np.uint8)), alpha
 
 
 def format_parameters(prompt: str, params: dict[str, Any]) -> str:

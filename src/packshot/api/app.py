@@ -4,14 +4,17 @@ Start-up (lifespan): open the Store (migrations run: ``alembic upgrade head``), 
 background) blobs left by dead jobs, start the job queue (in-process workers, or the Celery dispatcher), which first puts
 interrupted jobs back in the queue. Shut-down: running local jobs go back to the queue.
 
-Errors: every ``PackshotError`` becomes ``{"detail": message}`` with its ``http_status``; request
-validation errors become 422 with a one-line detail naming the field and the value; anything
-unexpected is a 500 with a one-line detail (and a traceback in the log).
+Errors: every ``PackshotError`` becomes ``{"detail": message}`` with its ``http_status`` (server
+paths in the message replaced by labels, :mod:`packshot.redact`; 503s carry ``Retry-After``);
+request validation errors become 422 with a one-line detail naming the field and the value;
+anything unexpected is a 500 (a database that cannot be reached, 503) whose detail is only a
+request id: the exception, its SQL and its traceback go to the server log under that id.
 """
 from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -56,7 +59,9 @@ def create_app(settings: Settings | None = None, *, queue_options=None, start_qu
     from .cutouts import CutoutSessions
     from .deps import AppState
     from .metrics import Metrics
-    from .middleware import GuardMiddleware, MetricsMiddleware, key_hashes
+    from ..io import DecodeBudget
+    from ..redact import redact
+    from .middleware import GuardMiddleware, MetricsMiddleware, WebSafetyMiddleware, key_hashes
     from .routes import jobs, meta, products, results
 
     settings = settings or Settings()
@@ -79,10 +84,11 @@ def create_app(settings: Settings | None = None, *, queue_options=None, start_qu
                 metrics.slots = lambda: (runner.slots.busy, runner.slots.n)
             state = AppState(settings=settings, store=store, queue=queue, metrics=metrics, key_hashes=hashes)
             state.cutouts = CutoutSessions(lambda: state.pipeline)
+            state.decode_budget = DecodeBudget(settings.decode_budget_bytes)
             app.state.packshot = state
             app.state.guard_metrics = metrics
-            # blobs left by jobs that died before committing: swept in the background (a big store
-            # takes a while), only those untouched for a day (a running job may still commit them)
+            # blobs no row names (a crash between writing a job's images and committing them): swept
+            # in the background (a big store takes a while); safe while jobs run (see store.repo)
             threading.Thread(target=_sweep, args=(store,), name="packshot-blob-sweep", daemon=True).start()
             if start_queue:
                 await run_in_threadpool(queue.start)
@@ -98,7 +104,11 @@ def create_app(settings: Settings | None = None, *, queue_options=None, start_qu
 
     @app.exception_handler(PackshotError)
     async def _packshot_error(request: Request, exc: PackshotError):
-        return JSONResponse({"detail": exc.message}, status_code=exc.http_status)
+        headers = None
+        if exc.http_status == 503:
+            headers = {"Retry-After": str(getattr(exc, "retry_after_s", 2))}
+        return JSONResponse({"detail": redact(exc.message, settings)}, status_code=exc.http_status,
+                            headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):
@@ -116,9 +126,13 @@ def create_app(settings: Settings | None = None, *, queue_options=None, start_qu
 
     @app.exception_handler(Exception)
     async def _internal_error(request: Request, exc: Exception):
-        log.exception("internal error on %s %s", request.method, request.url.path)
-        return JSONResponse({"detail": _one_line(f"internal error: {type(exc).__name__}: {exc}")[:300]},
-                            status_code=500)
+        rid = uuid.uuid4().hex[:16]
+        log.error("internal error %s on %s %s", rid, request.method, request.url.path, exc_info=exc)
+        status, what = 500, "internal error"
+        if _is_db_unavailable(exc):
+            status, what = 503, "the database is unavailable"
+        return JSONResponse({"detail": f"{what} (request id {rid}); the server log has the details"},
+                            status_code=status, headers={"X-Request-ID": rid, **({"Retry-After": "5"} if status == 503 else {})})
 
     app.include_router(meta.router)
     for r in (meta.api, products.router, jobs.router, results.router):
@@ -128,6 +142,7 @@ def create_app(settings: Settings | None = None, *, queue_options=None, start_qu
     app.add_middleware(GuardMiddleware, key_hashes=hashes, per_minute=settings.rate_limit_per_minute,
                        max_body=settings.max_upload_bytes + 1024 * 1024)
     app.add_middleware(MetricsMiddleware, metrics=_LazyMetrics(app))
+    app.add_middleware(WebSafetyMiddleware, settings=settings, key_hashes=hashes)  # outermost: headers on every answer
 
     try:
         from ..web import mount
@@ -136,6 +151,14 @@ def create_app(settings: Settings | None = None, *, queue_options=None, start_qu
     if mount is not None:
         mount(app)
     return app
+
+
+def _is_db_unavailable(exc: Exception) -> bool:
+    try:
+        from sqlalchemy.exc import DisconnectionError, OperationalError
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, (OperationalError, DisconnectionError))
 
 
 def _sweep(store) -> None:

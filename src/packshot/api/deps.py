@@ -27,6 +27,7 @@ class AppState:
     metrics: Metrics
     key_hashes: frozenset[str]
     cutouts: CutoutSessions | None = None
+    decode_budget: Any = None       # packshot.io.DecodeBudget: memory of concurrent decodes
     _pipeline: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _engines_cache: tuple[float, Any] | None = None

@@ -98,7 +98,7 @@ class GuardMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope.get("path", "")
-        if self._public(path):
+        if self._public(path) or scope.get("packshot.operator"):  # operator: see WebSafetyMiddleware
             scope["packshot.owner"] = ""
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
@@ -187,3 +187,157 @@ class MetricsMiddleware:
                 "/static" if scope.get("path", "").startswith("/static/") else "<unmatched>")
             self.metrics.observe_request(scope.get("method", "?"), template, status["code"],
                                          time.perf_counter() - t0)
+
+
+# -- web safety ---------------------------------------------------------------------------------
+# The web app is static files and ES modules from /static: no inline script or style, images from
+# the API (or blob: URLs made from its answers). /docs and /redoc are FastAPI's pages, which load
+# Swagger UI / ReDoc from a CDN with one inline script: they get a policy of their own.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+       "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+       "frame-ancestors 'none'")
+DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+            "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+            "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
+            "font-src 'self' https://fonts.gstatic.com; worker-src 'self' blob:; object-src 'none'; "
+            "base-uri 'none'; frame-ancestors 'none'")
+SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"no-referrer"), (b"cross-origin-opener-policy", b"same-origin")]
+UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def bad_text(raw: bytes, *, form: bool = False) -> str | None:
+    """Why a raw (percent-encoded) path or query string is refused: a NUL, or bytes that are not
+    UTF-8 once decoded. None when it is fine."""
+    from urllib.parse import unquote_to_bytes
+
+    data = unquote_to_bytes(raw.replace(b"+", b" ") if form else raw)
+    if b"\x00" in data:
+        return "contains a NUL character"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "is not valid UTF-8"
+    return None
+
+
+def _host_of(value: str) -> str:
+    value = value.strip().lower()
+    if value.startswith("["):  # [::1]:8000
+        return value[1:].split("]", 1)[0]
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+class WebSafetyMiddleware:
+    """Outermost guard of every HTTP request:
+
+    * a path or query string with a NUL or invalid UTF-8 -> 422, before any route or database sees it;
+    * a ``Host`` not in ``trusted_hosts`` -> 400 (DNS rebinding; ``*`` serves any host);
+    * a state-changing request (POST/PUT/PATCH/DELETE) from a browser on another site -> 403: its
+      ``Origin`` must be this server's own origin or one of ``allowed_origins`` (without an Origin,
+      ``Sec-Fetch-Site: cross-site`` is refused; clients that send neither are not browsers);
+    * ``/metrics`` is for operators: with ``metrics_key`` set only that key opens it, else only
+      callers on the server's own host that send no API key;
+    * every answer carries ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY``, a
+      ``Content-Security-Policy`` with ``frame-ancestors 'none'`` and ``Referrer-Policy``;
+    * a request body that stalls for ``body_timeout_s`` -> 408 and the connection is closed.
+    """
+
+    def __init__(self, app, *, settings, key_hashes: frozenset[str] = frozenset()):
+        self.app = app
+        self.key_hashes = key_hashes
+        hosts = [h.strip().lower() for h in settings.trusted_hosts if h.strip()]
+        self.any_host = "*" in hosts
+        self.hosts = {_host_of(h) for h in hosts}
+        self.origins = {o.strip().rstrip("/").lower() for o in settings.allowed_origins if o.strip()}
+        self.metrics_hash = hash_key(settings.metrics_key) if settings.metrics_key else None
+        self.body_timeout_s = settings.body_timeout_s
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope.get("path", "")
+        docs = path in ("/docs", "/redoc", "/docs/oauth2-redirect")
+
+        async def secured(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                names = {k.lower() for k, _ in headers}
+                headers += [h for h in SECURITY_HEADERS if h[0] not in names]
+                if b"content-security-policy" not in names:
+                    headers.append((b"content-security-policy", (DOCS_CSP if docs else CSP).encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        refusal = self._refusal(scope, path)
+        if refusal is not None:
+            status, detail = refusal
+            return await send_json(secured, status, detail)
+        if scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            return await self.app(scope, receive, secured)
+        return await self.app(scope, self._timed(receive), secured)
+
+    def _refusal(self, scope, path: str) -> tuple[int, str] | None:
+        for what, raw, form in (("path", scope.get("raw_path") or path.encode("utf-8", "surrogateescape"), False),
+                                ("query string", scope.get("query_string") or b"", True)):
+            why = bad_text(raw, form=form)
+            if why:
+                return 422, f"the request {what} {why}"
+        headers = dict(scope.get("headers") or [])
+        host = headers.get(b"host", b"").decode("latin-1")
+        if not self.any_host and _host_of(host) not in self.hosts:
+            return 400, (f"host {host[:100]!r} is not served here (trusted hosts: {', '.join(sorted(self.hosts))}; "
+                         "set PACKSHOT_TRUSTED_HOSTS)")
+        if scope.get("method") in UNSAFE_METHODS:
+            origin = headers.get(b"origin", b"").decode("latin-1").strip().rstrip("/").lower()
+            site = headers.get(b"sec-fetch-site", b"").decode("latin-1").strip().lower()
+            own = f"{scope.get('scheme', 'http')}://{host.lower()}"
+            if origin and origin != own and origin not in self.origins:
+                return 403, f"cross-site request from origin {origin[:100]!r} refused (allowed: this server's own pages)"
+            if not origin and site == "cross-site":
+                return 403, "cross-site request refused (Sec-Fetch-Site: cross-site)"
+        if path == "/metrics":
+            return self._metrics_refusal(scope, headers)
+        return None
+
+    def _metrics_refusal(self, scope, headers) -> tuple[int, str] | None:
+        key = headers.get(b"x-api-key", b"").decode("latin-1").strip()
+        auth = headers.get(b"authorization", b"").decode("latin-1").strip()
+        if not key and auth[:7].lower() == "bearer ":
+            key = auth[7:].strip()
+        if self.metrics_hash is not None:
+            if key and hash_key(key) == self.metrics_hash:
+                scope["packshot.operator"] = True
+                return None
+            if not key:
+                return 401, "missing API key: /metrics needs the metrics key (X-API-Key)"
+            if hash_key(key) not in self.key_hashes:
+                return 401, "invalid API key"
+            return 403, "/metrics is for operators: send the metrics key (PACKSHOT_METRICS_KEY)"
+        client = (scope.get("client") or ("?", 0))[0]
+        if client in LOOPBACK and not key:
+            scope["packshot.operator"] = True
+            return None
+        return 403, ("/metrics is for operators: call it from the server's own host without an API key, "
+                     "or set PACKSHOT_METRICS_KEY")
+
+    def _timed(self, receive):
+        import asyncio
+
+        timeout = self.body_timeout_s
+        done = False
+
+        async def wrapped():
+            nonlocal done
+            if done:  # the body is complete: later calls wait for a disconnect, untimed
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), timeout)
+            except asyncio.TimeoutError:
+                raise HTTPException(408, f"request body stalled for {timeout:g} s",
+                                    headers={"Connection": "close"}) from None
+            done = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        return wrapped

@@ -30,6 +30,7 @@ def register(sub) -> None:
 def run(args) -> int:
     import logging
     import os
+    import sys
 
     from ..config import Settings
     from ..errors import InvalidInputError
@@ -52,11 +53,24 @@ def run(args) -> int:
     # test hook (see packshot.jobs.runner): slow every progress step down, to kill a job mid-way
     delay = float(os.environ.get("PACKSHOT_TEST_STEP_DELAY", "0") or 0)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from ..api.server import PortInUseError, bind, protocol_class
+
+    try:  # the port first: a second server on a taken port must not take a single job
+        sock = bind(args.host, args.port)
+    except PortInUseError as e:
+        print(f"packshot: error: {e.strerror}", file=sys.stderr, flush=True)
+        return 3
+    except OSError as e:
+        print(f"packshot: error: cannot listen on {args.host}:{args.port} ({e.strerror})", file=sys.stderr,
+              flush=True)
+        return 3
     app = create_app(settings, queue_options=QueueOptions(stale_after_s=args.stale_after, step_delay_s=delay))
     keys = "API keys required" if settings.api_keys else "no API keys (anyone who can connect may use it)"
     print(f"packshot serving on http://{args.host}:{args.port} (queue {settings.queue}; {keys})", flush=True)
     # keep-alive longer than clients' idle pools (httpx/browsers: 5 s+), so a reused connection is
-    # not closed under a request in flight
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
-                timeout_keep_alive=75, timeout_graceful_shutdown=10)
+    # not closed under a request in flight; headers must arrive within header_timeout_s (slow loris)
+    config = uvicorn.Config(app, log_level=args.log_level, access_log=False, timeout_keep_alive=75,
+                            timeout_graceful_shutdown=10,
+                            http=protocol_class(settings.header_timeout_s, max_pending=256))
+    uvicorn.Server(config).run(sockets=[sock])
     return 0

@@ -91,7 +91,11 @@ def cancel_job(job_id: str, state: StateDep, owner: OwnerDep) -> JobPublic:
     returned unchanged."""
     job = state.store.cancel_job(owner, job_id)
     if job.status == "running":
+        from .products import stop_jobs
+
         state.queue.cancel(job_id)
+        stop_jobs(state, [job_id])  # its partial outputs are removed before we answer
+        job = state.store.get_job(owner, job_id)
     return JobPublic.of(job)
 
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from ...errors import ImageTooLargeError, InvalidInputError, NoProductFoundError
+from ...redact import redact
 from ...store import PhotoUpload
 from ...types import Hints
 from ..cutouts import as_alpha, cutout_png, mask_png
@@ -36,23 +37,20 @@ async def create_product(
         data = await f.read(settings.max_upload_bytes + 1)
         if len(data) > settings.max_upload_bytes:
             raise ImageTooLargeError(f"photo {i + 1} is over the upload limit of {settings.max_upload_bytes} bytes")
-        uploads.append(await run_in_threadpool(_decode, data, settings.max_pixels, i + 1))
+        uploads.append(await run_in_threadpool(_decode, data, settings.max_pixels, i + 1, state.decode_budget))
     product = await run_in_threadpool(state.store.create_product, owner, name, uploads)
     return ProductPublic.of(product)
 
 
-def _decode(data: bytes, max_pixels: int, n: int) -> PhotoUpload:
-    """Check an upload decodes (raises ImageLoadError 400 / ImageTooLargeError 413, naming it)."""
-    from ...errors import ImageLoadError
-    from ...io import load_image
+def _decode(data: bytes, max_pixels: int, n: int, budget=None) -> PhotoUpload:
+    """Decode an upload once, under the server's decode budget (raises ImageLoadError 400 /
+    ImageTooLargeError 413, naming it; DecodeBusyError 503): its size and its working copy."""
+    from ...io import normalise_upload
 
-    try:
-        photo = load_image(data, max_pixels=max_pixels)
-    except ImageLoadError as e:  # say which upload; the client's file name is never used
-        raise type(e)(str(e).replace("<upload>", f"photo {n}")) from None
-    w, h = photo.size
-    return PhotoUpload(data=data, media_type=WEB_TYPES.get(photo.format or "", f"image/{(photo.format or 'x').lower()}"),
-                       width=w, height=h)
+    up = normalise_upload(data, max_pixels=max_pixels, name=f"photo {n}", budget=budget)
+    fmt = up.format or "x"
+    return PhotoUpload(data=data, media_type=WEB_TYPES.get(fmt, f"image/{fmt.lower()}"), width=up.width,
+                       height=up.height, work=up.work)
 
 
 @router.get("/products", response_model=ProductsPublic)
@@ -71,13 +69,40 @@ def get_product(product_id: str, store: StoreDep, owner: OwnerDep) -> ProductPub
 def delete_product(product_id: str, state: StateDep, owner: OwnerDep) -> Response:
     """Delete a product, its photos, jobs and results; blobs no one else uses are removed."""
     product = state.store.get_product(owner, product_id)
-    for job_id in _running_jobs(state, owner, product_id):
+    running = _running_jobs(state, owner, product_id)
+    for job_id in running:
         state.queue.cancel(job_id)
+    stop_jobs(state, running)  # their partial outputs are gone before we answer
     state.store.delete_product(owner, product_id)
     if state.cutouts is not None:
         for p in product.photos:
             state.cutouts.forget_photo(p.id)
     return Response(status_code=204)
+
+
+def stop_jobs(state, job_ids: list[str], timeout_s: float = 15.0) -> None:
+    """Wait (bounded) until these jobs no longer run in this process, or, run elsewhere, are no
+    longer marked running: a cancelled job removes its partial outputs as it stops."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    runner = getattr(state.queue, "runner", None)
+    pending = set(job_ids)
+    while pending and time.monotonic() < deadline:
+        if runner is not None:
+            pending &= set(runner.active())
+        else:
+            pending = {j for j in pending if _status(state.store, j) == "running"}
+        if pending:
+            time.sleep(0.02)
+
+
+def _status(store, job_id: str) -> str:
+    from ...errors import NotFoundError
+    try:
+        return store.get_job(None, job_id).status
+    except NotFoundError:
+        return "deleted"
 
 
 def _running_jobs(state, owner: str, product_id: str) -> list[str]:
@@ -87,23 +112,33 @@ def _running_jobs(state, owner: str, product_id: str) -> list[str]:
 
 # -- photos -----------------------------------------------------------------------------------
 @router.get("/photos/{photo_id}/image", response_class=Response, responses=IMAGE_RESPONSES)
-def photo_image(photo_id: str, store: StoreDep, owner: OwnerDep) -> Response:
-    """The photo as uploaded (formats a browser cannot show are sent as PNG)."""
+def photo_image(photo_id: str, state: StateDep, owner: OwnerDep) -> Response:
+    """The photo as uploaded; formats a browser cannot show (TIFF, BMP, float, 16-bit, CMYK) are
+    sent as their PNG working copy, made once at upload: nothing is decoded here."""
+    store = state.store
     photo = store.get_photo(owner, photo_id)
-    data, media_type = store.blobs.get(photo.blob_sha), photo.media_type
-    if media_type not in WEB_TYPES.values():
-        from ...io import encode_image, load_image
-        data, media_type = encode_image(load_image(data).rgb, "png"), "image/png"
+    if photo.media_type in WEB_TYPES.values():
+        data, media_type = store.blobs.get(photo.blob_sha), photo.media_type
+    else:
+        data, media_type = store.blobs.get_work(photo.blob_sha), "image/png"
+        if data is None:  # a photo stored before working copies existed: make it once
+            data = _decode(store.blobs.get(photo.blob_sha), state.settings.max_pixels, 1, state.decode_budget).work
+            if data is None:
+                data, media_type = store.blobs.get(photo.blob_sha), photo.media_type
+            else:
+                store.blobs.put_work(photo.blob_sha, data)
     return Response(data, media_type=media_type, headers={"Cache-Control": "private, max-age=86400"})
 
 
 def _load_photo(state, photo):
     from ...io import load_image
-    return load_image(state.store.blobs.get(photo.blob_sha), max_pixels=state.settings.max_pixels)
+    return load_image(state.store.photo_bytes(photo), max_pixels=state.settings.max_pixels,
+                      budget=state.decode_budget)
 
 
 def _hints(body: CutoutHints, w: int, h: int) -> Hints:
-    """Client coordinates (original photo pixels, may be fractional) -> checked integer Hints."""
+    """Client coordinates (original photo pixels, may be fractional) -> checked integer Hints.
+    Out-of-photo values are refused (422 naming them), never clamped: the same rule as jobs."""
     def pt(p):
         x, y = int(p[0]), int(p[1])
         if not (0 <= p[0] < w and 0 <= p[1] < h):
@@ -113,9 +148,10 @@ def _hints(body: CutoutHints, w: int, h: int) -> Hints:
     boxes = []
     for b in body.boxes:
         x0, y0, x1, y1 = (int(round(v)) for v in b)
-        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+        if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
+            raise InvalidInputError(f"box {','.join(f'{v:g}' for v in b)} is outside the {w}x{h} photo")
         if x1 <= x0 or y1 <= y0:
-            raise InvalidInputError(f"box {','.join(f'{v:g}' for v in b)} has no area inside the {w}x{h} photo")
+            raise InvalidInputError(f"box {','.join(f'{v:g}' for v in b)} must have x1 > x0 and y1 > y0")
         boxes.append((x0, y0, x1, y1))
     return Hints(points=tuple(pt(p) for p in body.points), neg_points=tuple(pt(p) for p in body.neg_points),
                  boxes=tuple(boxes))
@@ -148,7 +184,7 @@ def cutout_preview(photo_id: str, body: CutoutHints, state: StateDep, owner: Own
     headers = {"X-Mask-Width": str(w), "X-Mask-Height": str(h), "X-Photo-Width": str(photo.width),
                "X-Photo-Height": str(photo.height), "X-Cutout-Engine": engine, "Cache-Control": "no-store"}
     if note:
-        headers["X-Cutout-Note"] = note.encode("ascii", "replace").decode()[:200]
+        headers["X-Cutout-Note"] = redact(note, state.settings).encode("ascii", "replace").decode()[:200]
     return Response(mask_png(alpha), media_type="image/png", headers=headers)
 
 
