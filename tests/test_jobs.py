@@ -59,6 +59,9 @@ class CountingPipeline:
         self.now = self.peak = self.calls = 0
         self.lock = threading.Lock()
 
+    def __getattr__(self, name):  # check, engine, ...: the real Pipeline's
+        return getattr(self.real, name)
+
     def generate(self, *args, **kwargs):
         with self.lock:
             self.now += 1

@@ -201,8 +201,10 @@ class JobRunner:
         photo = self.store.photo_by_id(job.photo_id)
         if photo is None:
             raise JobLost(job.id)
+        # 1. check inputs once, from the photo's stored size, before anything is decoded or cut out
+        resolved = self.pipeline.check(request, photo_size=(photo.width, photo.height))
         image = self.cutout_for(photo, request)
-        result = self.pipeline.generate(image, request, progress)
+        result = self.pipeline.generate(image, resolved, progress)
         out: list[NewResult] = []
         n = len(result.candidates)
         for rank, cand in enumerate(result.candidates, 1):
