@@ -27,6 +27,8 @@ class Settings(BaseModel):
                             description="Folder searched first for model weights (then the HF cache).")
     clip_model: str | None = Field(None, description="CLIP or CLIPSeg id/folder for text prompts "
                                    "(sam engine); default clip-vit-base-patch32, then clipseg.")
+    captioner: str | None = Field(None, description="Captioning model id/folder (BLIP, BLIP-2 class) for scene "
+                                  "suggestions and descriptions; none: measured from the photo only.")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
     dtype: str = Field("auto", description="auto | float32 | float16 | bfloat16")
     offline: bool = Field(True, description="Never download implicitly (local_files_only).")

@@ -120,6 +120,10 @@ class GenerateRequest(BaseModel):
     output_format: Annotated[Literal["png", "jpeg", "webp"], Cli(flags=("--format",))] = Field(
         "png", description="Image format of the candidates.")
     shadow: bool = Field(True, description="Add contact and cast shadows.")
+    # -- H13: a saved look (scene recipe), applied up front by packshot.looks.resolve_request ---
+    look: Annotated[str | None, Cli(metavar="NAME")] = Field(
+        None, max_length=80, description="A saved look (scene recipe: prompt, engine settings, canvas, "
+                                         "view, light, seed) to apply; options given here override it.")
 
     @field_validator("size")
     @classmethod

@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None, *, queue_options=None, start_qu
     from ..redact import redact
     from .middleware import GuardMiddleware, MetricsMiddleware, WebSafetyMiddleware, key_hashes
     from .routes import jobs, meta, products, results
+    from .routes import looks as looks_routes
 
     settings = settings or Settings()
     queue_options = queue_options or QueueOptions()
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None, *, queue_options=None, start_qu
     app.include_router(meta.router)
     for r in (meta.api, products.router, jobs.router, results.router):
         app.include_router(r, prefix="/api/v1")
+    app.include_router(looks_routes.router, prefix="/api/v1")
 
     # middleware: metrics outermost (sees 401/429/413 too), then the guard
     app.add_middleware(GuardMiddleware, key_hashes=hashes, per_minute=settings.rate_limit_per_minute,

@@ -88,3 +88,14 @@ CATALOG: tuple[ModelSpec, ...] = (
 
 for _spec in CATALOG:
     register_model(_spec)
+
+# -- captioners (H13: scene suggestions and descriptions; packshot.captioner) ------------------------
+CAPTIONERS: tuple[ModelSpec, ...] = (
+    ModelSpec("blip-caption-base", "captioner", "Salesforce/blip-image-captioning-base", "BSD-3-Clause", True,
+              0.99, "BLIP base image captioning: names the product for scene suggestions.",
+              ("*.json", "*.safetensors", "*.txt")),
+    ModelSpec("blip-caption-large", "captioner", "Salesforce/blip-image-captioning-large", "BSD-3-Clause", True,
+              1.88, "BLIP large image captioning (better nouns, slower).", ("*.json", "*.safetensors", "*.txt")),
+)
+for _spec in CAPTIONERS:
+    register_model(_spec)

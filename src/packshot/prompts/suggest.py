@@ -266,6 +266,8 @@ def suggest_from_traits(t: Traits, n: int = 6, noun: str | None = None) -> list[
         req: dict[str, Any] = {"prompt": prompt, "placement": placement}
         if _schema_has("view"):
             req["view"] = t.view
+        if noun and _schema_has("product"):
+            req["product"] = noun  # named in diffusion prompts
         out.append(Suggestion(**fields, prompt=prompt, diffusion_prompt=diffusion, palette=kind,
                               arrangement=arrangement, view=t.view,
                               why=(why_col, why_arr, why_surf, why_light, f"view: {t.view}"), request=req))

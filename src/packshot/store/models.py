@@ -143,3 +143,18 @@ class Result(Base):
 
     __table_args__ = (UniqueConstraint("job_id", "rank", name="uq_results_job_rank"),
                       Index("ix_results_product_created", "product_id", "created_at"))
+
+
+class LookRow(Base):
+    """A saved look (scene recipe, :mod:`packshot.looks`) of one owner; names are unique per owner."""
+
+    __tablename__ = "looks"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(80))
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("owner", "name", name="uq_looks_owner_name"),)

@@ -53,6 +53,12 @@ def _check_request(req: JobCreate, photo_size: tuple[int, int], settings) -> Non
 
 def _submit(state, owner: str, body: JobCreate) -> JobPublic:
     photo = state.store.job_photo(owner, body.product_id, body.photo_id)
+    if body.look:  # this key's saved look, under the fields the body gives (packshot.looks)
+        from ...looks import DbLooks, resolve_request
+        from ...schema import GenerateRequest
+        given = GenerateRequest.model_validate(body.model_dump(include=body.model_fields_set - {"product_id", "photo_id"}))
+        resolved = resolve_request(given, DbLooks(state.store, owner)).model_dump()
+        body = JobCreate.model_validate({**resolved, "product_id": body.product_id, "photo_id": body.photo_id})
     _check_request(body, (photo.width, photo.height), state.settings)
     request = body.generate_request().model_dump(mode="json")
     if request["seed"] is None:  # fix the seed now: a job that runs again makes the same images
