@@ -44,6 +44,12 @@ class Settings(BaseModel):
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in data_dir.")
     queue: str = Field("local", description="local (in-process) | celery")
     broker_url: str = "redis://127.0.0.1:6379/0"
+    blob_url: str | None = Field(None, description="Blob storage: s3://bucket/prefix (AWS_* variables "
+                                 "for credentials); default the folder <data_dir>/blobs.")
+    s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, R2, B2, Ceph); "
+                                        "AWS_ENDPOINT_URL works too.")
+    api_url: str | None = Field(None, description="Remote workers: the server's URL (jobs over HTTP).")
+    worker_key: str | None = Field(None, description="Remote workers: the worker key for api_url.")
     api_keys: list[str] = Field(default_factory=list, description="If set, every route but /health needs one.")
     rate_limit_per_minute: int = Field(600, ge=1)
     # -- service hardening (H16) --

@@ -13,6 +13,11 @@ def register(sub) -> None:
     p.add_argument("--data-dir", default=None, help="database, blobs (default: $XDG_DATA_HOME/packshot)")
     p.add_argument("--database-url", default=None,
                    help="SQLAlchemy URL, e.g. postgresql://user@host/db (default: SQLite in the data dir)")
+    p.add_argument("--blob-url", default=None, metavar="URL",
+                   help="blob storage: s3://bucket/prefix (credentials from the AWS_* variables; "
+                        "default: the folder <data-dir>/blobs)")
+    p.add_argument("--s3-endpoint-url", default=None, metavar="URL",
+                   help="S3-compatible endpoint (MinIO, R2, B2, Ceph; or AWS_ENDPOINT_URL)")
     p.add_argument("--queue", choices=("local", "celery"), default=None,
                    help="local: in-process workers (default); celery: enqueue for 'packshot worker'")
     p.add_argument("--broker", dest="broker_url", default=None, help="Celery broker URL (redis://...)")
@@ -36,7 +41,8 @@ def run(args) -> int:
     from ..errors import InvalidInputError
 
     overrides = {k: getattr(args, k) for k in ("data_dir", "database_url", "queue", "broker_url",
-                                               "model_slots", "rate_limit_per_minute")}
+                                               "model_slots", "rate_limit_per_minute", "blob_url",
+                                               "s3_endpoint_url")}
     settings = Settings.from_env(**overrides)
     if args.api_key:
         settings = settings.model_copy(update={"api_keys": [*settings.api_keys, *args.api_key]})

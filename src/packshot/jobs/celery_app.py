@@ -14,8 +14,8 @@ Delivery guarantees (at least once, results exactly once):
 * The server also re-dispatches, at start and while running, queued jobs and jobs whose worker went
   silent (``stale_after_s``), in case a message was lost (server killed between commit and send).
 
-Workers need the same database URL and the same data dir (blob store) as the server: a shared
-filesystem when they run on other machines.
+Workers either share the server's database URL and blob store (data dir or ``--blob-url``), or,
+with ``--api URL --worker-key KEY``, nothing but the broker and the API (:mod:`packshot.jobs.remote`).
 """
 from __future__ import annotations
 
@@ -32,7 +32,24 @@ from ..store import FINISHED, Store, worker_name
 log = logging.getLogger("packshot.jobs")
 
 TASK_NAME = "packshot.run_job"
-QUEUE_NAME = "packshot"
+QUEUE_NAME = "cpu"  # default queue
+# Jobs go to the queue of what they need: "gpu" for a model that wants an accelerator (diffusion,
+# SAM/CLIP cutouts, training), "cpu" for the studio engine and classic cutouts. A worker serves the
+# queues given by ``--queues`` (default both): a CPU box can take "cpu" only, so GPU work and
+# training reach GPU workers only.
+QUEUES = ("gpu", "cpu")
+GPU_SEGMENTERS = ("sam",)
+
+
+def queue_for(request: dict[str, Any] | None, kind: str = "generate") -> str:
+    """The queue a job goes to, from what it needs."""
+    if kind == "train":
+        return "gpu"
+    request = request or {}
+    segment = request.get("segment") or {}
+    if request.get("engine") == "diffusion" or segment.get("engine") in GPU_SEGMENTERS or segment.get("text"):
+        return "gpu"
+    return "cpu"
 
 
 def make_celery(broker_url: str, *, visibility_timeout_s: float = 600.0):
@@ -123,6 +140,7 @@ class CeleryQueue:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.sent = 0
+        self.sent_by_queue: dict[str, int] = {q: 0 for q in QUEUES}
         self.runner = None  # no jobs run in this process
 
     def start(self) -> None:
@@ -154,14 +172,34 @@ class CeleryQueue:
                 continue
             while not self._stop.is_set():
                 try:
+                    target = self._queue_of(jid)
                     # task id = job id + a suffix: worker logs name the job
-                    self.app.send_task(TASK_NAME, args=[jid], queue=QUEUE_NAME,
+                    self.app.send_task(TASK_NAME, args=[jid], queue=target,
                                        task_id=f"{jid}-{uuid.uuid4().hex[:8]}")
                     self.sent += 1
+                    self.sent_by_queue[target] = self.sent_by_queue.get(target, 0) + 1
                     break
                 except Exception as e:  # broker down: keep the id and try again
                     log.warning("cannot reach the broker (%s); retrying job %s", e, jid)
                     time.sleep(1.0)
+
+    def _queue_of(self, job_id: str) -> str:
+        try:
+            return queue_for(self.store.get_job(None, job_id).request)
+        except Exception:  # deleted meanwhile (the worker will find nothing to do) or DB hiccup
+            return QUEUE_NAME
+
+    def waiting(self) -> dict[str, int]:
+        """Messages waiting in the broker per queue (redis: the queue is a list of that name)."""
+        out: dict[str, int] = {}
+        try:
+            with self.app.connection_for_write() as conn:
+                client = conn.default_channel.client
+                for q in QUEUES:
+                    out[q] = int(client.llen(q))
+        except Exception:  # broker down or not redis: report nothing
+            return {}
+        return out
 
     def _reap(self) -> None:
         while not self._stop.wait(max(1.0, self.stale_after_s / 3)):

@@ -145,6 +145,38 @@ class Result(Base):
                       Index("ix_results_product_created", "product_id", "created_at"))
 
 
+class WorkerKey(Base):
+    """A credential for remote workers (``packshot worker --api URL --worker-key KEY``): separate
+    from API keys, valid only on the worker routes. Only its sha256 is stored; ``revoked_at`` set =
+    refused from then on."""
+
+    __tablename__ = "worker_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class WorkerBeat(Base):
+    """The last heartbeat of one worker process (``/api/v1/workers``)."""
+
+    __tablename__ = "worker_beats"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    queues: Mapped[list | None] = mapped_column(JSON, default=None)
+    device: Mapped[str] = mapped_column(String(100), default="")
+    free_memory: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    total_memory: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    current_jobs: Mapped[list | None] = mapped_column(JSON, default=None)
+    models_loaded: Mapped[list | None] = mapped_column(JSON, default=None)
+    version: Mapped[str] = mapped_column(String(40), default="")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
 class LookRow(Base):
     """A saved look (scene recipe, :mod:`packshot.looks`) of one owner; names are unique per owner."""
 

@@ -1,0 +1,522 @@
+"""Worker routes: what a remote ``packshot worker --api URL --worker-key KEY`` needs, over HTTP.
+
+A remote worker shares nothing with the server but the broker: it claims its job, downloads the
+job's inputs, reports progress, uploads the result images and commits them, all here. These
+routes take a **worker key** (``X-Worker-Key``; see :mod:`packshot.store.workers`) and nothing
+else: an API key is refused here (401), and a worker key is refused on every other route (the
+guard middleware). They mirror the Store calls a local worker makes, with the same guarantees:
+claiming is one conditional UPDATE, results are written only by the job's current holder in one
+transaction (a redelivered job is written once), and a finished job answers "done".
+
+Uploads are resumable, in the manner of the tus protocol: ``GET /worker/uploads/{sha}?size=N``
+says how many bytes the server already has (``offset``; ``size`` when the blob exists), ``PATCH``
+with ``Upload-Offset: k`` appends one chunk. A chunk is kept only once it arrived whole, so after a
+dropped connection the worker asks for the offset and sends the rest. The last chunk verifies the
+sha256 and puts the blob in the store atomically. Partial uploads live in ``<data_dir>/uploads``.
+
+``GET /api/v1/workers`` (an ordinary API route, for operators) lists the workers' heartbeats.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Path as PathParam, Query, Request, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from ...errors import InvalidInputError, NotFoundError, PackshotError
+from ..deps import StateDep
+from ..schemas import ERRORS
+
+router = APIRouter(tags=["workers"], responses=ERRORS)   # /api/v1/worker/...: worker keys only
+listing = APIRouter(tags=["workers"], responses=ERRORS)  # /api/v1/workers: API keys (operators)
+
+WORKER_PREFIX = "/api/v1/worker/"
+SHA = Annotated[str, PathParam(pattern=r"^[0-9a-f]{64}$", description="sha256 hex of the blob")]
+JOB_ID = Annotated[str, PathParam(pattern=r"^[0-9a-f]{32}$")]
+NAME = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
+_PARTIAL_MAX_AGE_S = 24 * 3600.0
+MAX_CHUNK = 16 * 1024 * 1024
+
+
+class WorkerAuthError(PackshotError):
+    http_status = 401
+
+
+class Conflict(PackshotError):
+    http_status = 409
+
+
+async def worker_key(request: Request, state: StateDep,
+                     x_worker_key: Annotated[str | None, Header(include_in_schema=False)] = None):
+    """The caller's live worker key row, else 401."""
+    if not x_worker_key:
+        has_api_key = "x-api-key" in request.headers or "authorization" in request.headers
+        raise WorkerAuthError("worker routes need a worker key in X-Worker-Key"
+                              + (" (an API key is not valid here)" if has_api_key else ""))
+    row = await run_in_threadpool(_registry(state).check_key, x_worker_key.strip())
+    if row is None:
+        raise WorkerAuthError("invalid or revoked worker key")
+    return row
+
+
+WorkerKeyDep = Annotated[Any, Depends(worker_key)]
+
+
+def _registry(state):
+    reg = getattr(state, "_workers", None)
+    if reg is None:
+        from ...store.workers import WorkerRegistry
+        reg = state._workers = WorkerRegistry(state.store)
+    return reg
+
+
+# -- jobs ---------------------------------------------------------------------------------------
+class ClaimIn(BaseModel):
+    worker: NAME
+    stale_after_s: float | None = Field(60.0, ge=1, le=86400)
+
+
+class PhotoInfo(BaseModel):
+    id: str
+    blob_sha: str
+    width: int
+    height: int
+    cutout_sha: str | None = None
+    cutout_engine: str | None = None
+    auto_cutout_sha: str | None = None
+
+
+class JobState(BaseModel):
+    id: str
+    status: str
+    worker: str | None = None
+    heartbeat_at: datetime | None = None
+
+
+class ClaimOut(JobState):
+    claimed: bool
+    product_id: str | None = None
+    photo_id: str | None = None
+    attempts: int | None = None
+    request: dict[str, Any] | None = None
+    photo: PhotoInfo | None = None
+
+
+@router.post("/worker/jobs/{job_id}/claim", response_model=ClaimOut)
+def claim(job_id: JOB_ID, body: ClaimIn, state: StateDep, key: WorkerKeyDep) -> ClaimOut:
+    """Take a job to run (queued, or running under a dead or silent holder). ``claimed`` false:
+    someone else holds it, or it is finished (see ``status``)."""
+    from ...store import RUNNING
+
+    store = state.store
+    holder = store.job_holder(job_id)
+    if holder is not None and holder[0] == RUNNING and holder[1] == body.worker:
+        job = store.get_job(None, job_id)  # the same worker asking again (its answer was lost)
+    else:
+        job = store.claim(body.worker, job_id, stale_after_s=body.stale_after_s)
+    if job is None:
+        return ClaimOut(claimed=False, **_job_state(store, job_id).model_dump())
+    photo = store.photo_by_id(job.photo_id)
+    info = None if photo is None else PhotoInfo(
+        id=photo.id, blob_sha=photo.blob_sha, width=photo.width, height=photo.height, cutout_sha=photo.cutout_sha,
+        cutout_engine=photo.cutout_engine, auto_cutout_sha=photo.auto_cutout_sha)
+    return ClaimOut(claimed=True, id=job.id, status=job.status, worker=job.worker, heartbeat_at=job.heartbeat_at,
+                    product_id=job.product_id, photo_id=job.photo_id, attempts=job.attempts, request=job.request,
+                    photo=info)
+
+
+def _job_state(store, job_id: str) -> JobState:
+    holder = store.job_holder(job_id)
+    if holder is None:
+        raise NotFoundError(f"job {job_id!r} not found")
+    return JobState(id=job_id, status=holder[0], worker=holder[1], heartbeat_at=holder[2])
+
+
+@router.get("/worker/jobs/{job_id}", response_model=JobState)
+def job_state(job_id: JOB_ID, state: StateDep, key: WorkerKeyDep) -> JobState:
+    return _job_state(state.store, job_id)
+
+
+class ProgressIn(BaseModel):
+    worker: NAME
+    progress: float | None = Field(None, ge=0, le=1)
+    stage: str | None = Field(None, max_length=40)
+    message: str | None = Field(None, max_length=500)
+
+
+class ProgressOut(BaseModel):
+    held: bool
+    cancel: bool
+
+
+@router.post("/worker/jobs/{job_id}/progress", response_model=ProgressOut)
+def progress(job_id: JOB_ID, body: ProgressIn, state: StateDep, key: WorkerKeyDep) -> ProgressOut:
+    """Progress + heartbeat from the holder; says whether it still holds the job and whether it
+    was cancelled."""
+    held, cancel = state.store.report(job_id, body.worker, body.progress, body.stage, body.message)
+    return ProgressOut(held=held, cancel=cancel)
+
+
+class ResultIn(BaseModel):
+    rank: int = Field(ge=1, le=1000)
+    seed: int = Field(ge=0, le=2**63 - 1)
+    engine: str = Field(max_length=40)
+    prompt: str = Field(max_length=20_000)
+    parameters: dict[str, Any]
+    scores: dict[str, float]
+    generated: bool
+    blob_sha: str = Field(pattern=r"^[0-9a-f]{64}$")
+    width: int = Field(ge=1, le=100_000)
+    height: int = Field(ge=1, le=100_000)
+    output_format: Literal["png", "jpeg", "webp"]
+
+
+class FinishIn(BaseModel):
+    worker: NAME
+    results: list[ResultIn] = Field(max_length=1000)
+
+
+class FinishOut(BaseModel):
+    written: bool
+    status: str
+
+
+@router.post("/worker/jobs/{job_id}/finish", response_model=FinishOut)
+def finish(job_id: JOB_ID, body: FinishIn, state: StateDep, key: WorkerKeyDep) -> FinishOut:
+    """Commit the results (already uploaded) and mark the job succeeded, in one transaction, only
+    if ``worker`` still holds it. Sent again after a lost answer: ``written`` is true when this
+    worker's results are the committed ones."""
+    from ...store import NewResult, SUCCEEDED
+
+    store = state.store
+    has_data = "data" in {f.name for f in dataclasses.fields(NewResult)}
+    results = []
+    for r in body.results:
+        try:
+            data = store.blobs.get(r.blob_sha)
+        except NotFoundError:
+            raise Conflict(f"result blob {r.blob_sha} was not uploaded (or was removed): upload it again") from None
+        extra = {"data": data} if has_data else {}
+        results.append(NewResult(**r.model_dump(), **extra))
+    if store.finish(job_id, body.worker, results):
+        return FinishOut(written=True, status=SUCCEEDED)
+    st = _job_state(store, job_id)
+    return FinishOut(written=st.status == SUCCEEDED and st.worker == body.worker, status=st.status)
+
+
+class FailIn(BaseModel):
+    worker: NAME
+    status: Literal["failed", "cancelled"]
+    error: str | None = Field(None, max_length=2000)
+    message: str = Field("", max_length=500)
+
+
+class DoneOut(BaseModel):
+    done: bool
+
+
+@router.post("/worker/jobs/{job_id}/fail", response_model=DoneOut)
+def fail(job_id: JOB_ID, body: FailIn, state: StateDep, key: WorkerKeyDep) -> DoneOut:
+    return DoneOut(done=state.store.fail(job_id, body.worker, body.status, body.error, body.message))
+
+
+class WorkerIn(BaseModel):
+    worker: NAME
+
+
+@router.post("/worker/jobs/{job_id}/release", response_model=DoneOut)
+def release(job_id: JOB_ID, body: WorkerIn, state: StateDep, key: WorkerKeyDep) -> DoneOut:
+    """Give a running job back to the queue (the worker is shutting down)."""
+    return DoneOut(done=state.store.release(job_id, body.worker))
+
+
+# -- blobs ----------------------------------------------------------------------------------------
+@router.get("/worker/blobs/{sha}", response_class=Response,
+            responses={200: {"content": {"application/octet-stream": {}}}})
+def get_blob(sha: SHA, state: StateDep, key: WorkerKeyDep,
+             work: Annotated[bool, Query(description="the photo's normalised working copy")] = False) -> Response:
+    """An input of a running job: its photo (or working copy) or the photo's cutout. Other blobs
+    are not served to workers."""
+    from sqlalchemy import or_, select
+
+    from ...store import RUNNING, Job, Photo
+
+    store = state.store
+    with store.read() as s:
+        found = s.scalar(select(Photo.id).join(Job, Job.photo_id == Photo.id).where(
+            Job.status == RUNNING,
+            or_(Photo.blob_sha == sha, Photo.cutout_sha == sha, Photo.auto_cutout_sha == sha)).limit(1))
+    if found is None:
+        raise NotFoundError(f"blob {sha} is not an input of a running job")
+    data = store.blobs.get_work(sha) if work and hasattr(store.blobs, "get_work") else store.blobs.get(sha)
+    if data is None:
+        raise NotFoundError(f"blob {sha} has no working copy")
+    return Response(data, media_type="application/octet-stream")
+
+
+class CollectIn(BaseModel):
+    shas: list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = Field(max_length=1000)
+
+
+class CollectOut(BaseModel):
+    removed: int
+
+
+@router.post("/worker/blobs/collect", response_model=CollectOut)
+def collect(body: CollectIn, state: StateDep, key: WorkerKeyDep) -> CollectOut:
+    """Remove, among ``shas``, the blobs no row refers to (a cancelled job's partial outputs)."""
+    return CollectOut(removed=state.store.collect_garbage(body.shas))
+
+
+# -- resumable uploads ----------------------------------------------------------------------------
+class UploadState(BaseModel):
+    sha: str
+    offset: int
+    size: int
+    complete: bool
+
+
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+_swept: set[str] = set()
+
+
+def _lock(sha: str) -> threading.Lock:
+    with _locks_guard:
+        if len(_locks) > 10_000:
+            for k in [k for k, v in _locks.items() if not v.locked()]:
+                del _locks[k]
+        return _locks.setdefault(sha, threading.Lock())
+
+
+def _uploads_dir(settings) -> Path:
+    d = Path(settings.data_dir) / "uploads"
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if str(d) not in _swept:  # once per process: partial uploads abandoned for a day
+        _swept.add(str(d))
+        now = time.time()
+        for p in d.glob("*.part"):
+            try:
+                if now - p.stat().st_mtime > _PARTIAL_MAX_AGE_S:
+                    p.unlink()
+            except FileNotFoundError:
+                pass
+    return d
+
+
+def _max_size(settings) -> int:
+    """Largest result upload: an RGBA image at the pixel limit, uncompressed, plus headers."""
+    return settings.max_pixels * 4 + 1024 * 1024
+
+
+def _check_size(size: int, settings) -> None:
+    if not 0 < size <= _max_size(settings):
+        raise InvalidInputError(f"upload size {size} is not in 1..{_max_size(settings)} bytes")
+
+
+def _offset(state, sha: str, size: int) -> UploadState:
+    if state.store.blobs.exists(sha):
+        return UploadState(sha=sha, offset=size, size=size, complete=True)
+    part = _uploads_dir(state.settings) / f"{sha}.part"
+    try:
+        n = part.stat().st_size
+    except FileNotFoundError:
+        n = 0
+    if n > size:  # a different size was announced before: start again
+        part.unlink(missing_ok=True)
+        n = 0
+    return UploadState(sha=sha, offset=n, size=size, complete=False)
+
+
+@router.get("/worker/uploads/{sha}", response_model=UploadState)
+def upload_offset(sha: SHA, state: StateDep, key: WorkerKeyDep,
+                  size: Annotated[int, Query(ge=1, description="total size of the blob in bytes")]) -> UploadState:
+    """How many bytes of blob ``sha`` the server has: resume from ``offset``."""
+    _check_size(size, state.settings)
+    return _offset(state, sha, size)
+
+
+@router.patch("/worker/uploads/{sha}", response_model=UploadState)
+async def upload_chunk(sha: SHA, request: Request, state: StateDep, key: WorkerKeyDep,
+                       upload_offset: Annotated[int, Header(ge=0)],
+                       upload_length: Annotated[int, Header(ge=1)]) -> UploadState:
+    """Append one chunk at ``Upload-Offset`` of a blob of ``Upload-Length`` bytes. A chunk cut
+    short by a dropped connection is not kept. 409 with the server's offset if they differ."""
+    _check_size(upload_length, state.settings)
+    from starlette.requests import ClientDisconnect
+
+    chunk = bytearray()
+    try:
+        async for part in request.stream():  # bounded: the guard middleware does not see these routes
+            chunk += part
+            if len(chunk) > MAX_CHUNK:
+                raise InvalidInputError(f"an upload chunk may be at most {MAX_CHUNK} bytes")
+    except ClientDisconnect:  # the connection dropped mid-chunk: nothing kept, the worker resumes
+        raise InvalidInputError(f"upload of {sha}: the connection dropped mid-chunk; nothing kept") from None
+    chunk = bytes(chunk)
+    if upload_offset + len(chunk) > upload_length:
+        raise InvalidInputError(f"chunk at {upload_offset} of {len(chunk)} bytes runs past Upload-Length "
+                                f"{upload_length}")
+    return await run_in_threadpool(_append, state, sha, upload_offset, upload_length, chunk)
+
+
+def _append(state, sha: str, offset: int, size: int, chunk: bytes) -> UploadState:
+    with _lock(sha):
+        cur = _offset(state, sha, size)
+        if cur.complete:
+            return cur
+        if cur.offset != offset:
+            raise Conflict(f"upload of {sha} is at offset {cur.offset}, not {offset}")
+        part = _uploads_dir(state.settings) / f"{sha}.part"
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        offset += len(chunk)
+        if offset < size:
+            return UploadState(sha=sha, offset=offset, size=size, complete=False)
+        data = part.read_bytes()
+        part.unlink(missing_ok=True)
+        if hashlib.sha256(data).hexdigest() != sha:
+            raise InvalidInputError(f"the {size} bytes uploaded for {sha} do not match that sha256; send them again")
+        state.store.blobs.put(data)
+        return UploadState(sha=sha, offset=size, size=size, complete=True)
+
+
+# -- heartbeats -----------------------------------------------------------------------------------
+class HeartbeatIn(BaseModel):
+    name: NAME
+    queues: list[Annotated[str, Field(max_length=40)]] = Field(default_factory=list, max_length=20)
+    device: str = Field("", max_length=100)
+    free_memory: int | None = Field(None, ge=0)
+    total_memory: int | None = Field(None, ge=0)
+    models_loaded: list[Annotated[str, Field(max_length=300)]] = Field(default_factory=list, max_length=50)
+    version: str = Field("", max_length=40)
+    jobs: dict[Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")], NAME] = Field(
+        default_factory=dict, max_length=100, description="job id -> the worker name holding it")
+
+
+class HeartbeatOut(BaseModel):
+    ok: bool
+    cancel: list[str] = Field(default_factory=list, description="held jobs that were cancelled")
+
+
+@router.post("/worker/heartbeat", response_model=HeartbeatOut)
+def heartbeat(body: HeartbeatIn, state: StateDep, key: WorkerKeyDep) -> HeartbeatOut:
+    """The worker is alive: record what it serves, and refresh its running jobs' heartbeats."""
+    from sqlalchemy import select
+
+    from ...store import Job
+
+    info = body.model_dump(exclude={"name", "jobs"})
+    info["current_jobs"] = sorted(body.jobs)
+    _registry(state).beat(body.name, key.id, info)
+    cancel: list[str] = []
+    if body.jobs:
+        state.store.heartbeat(list(body.jobs), body.jobs)
+        with state.store.read() as s:
+            cancel = list(s.scalars(select(Job.id).where(Job.id.in_(list(body.jobs)), Job.cancel_requested)))
+    return HeartbeatOut(ok=True, cancel=cancel)
+
+
+class WorkerPublic(BaseModel):
+    name: str
+    key_name: str | None
+    queues: list[str]
+    device: str
+    free_memory: int | None
+    total_memory: int | None
+    current_jobs: list[str]
+    models_loaded: list[str]
+    version: str
+    started_at: datetime
+    last_seen: datetime
+    seconds_since_seen: float
+
+
+class WorkersPublic(BaseModel):
+    items: list[WorkerPublic]
+    count: int
+
+
+@listing.get("/workers", response_model=WorkersPublic)
+def list_workers(state: StateDep, within: Annotated[float, Query(
+        ge=1, le=30 * 86400, description="only workers seen in the last this many seconds")] = 3600.0
+                 ) -> WorkersPublic:
+    """Remote workers and their last heartbeat: device, free memory, current job, models loaded,
+    last seen."""
+    from ...store.models import as_utc, utcnow
+
+    reg = _registry(state)
+    names = {k.id: k.name for k in reg.list_keys()}
+    now = utcnow()
+    items = [WorkerPublic(name=b.name, key_name=names.get(b.key_id), queues=list(b.queues or []), device=b.device,
+                          free_memory=b.free_memory, total_memory=b.total_memory,
+                          current_jobs=list(b.current_jobs or []), models_loaded=list(b.models_loaded or []),
+                          version=b.version, started_at=as_utc(b.started_at), last_seen=as_utc(b.last_seen),
+                          seconds_since_seen=round((now - as_utc(b.last_seen)).total_seconds(), 1))
+             for b in reg.beats(within)]
+    return WorkersPublic(items=items, count=len(items))
+
+
+
+# -- /metrics -------------------------------------------------------------------------------------
+class QueueCollector:
+    """``packshot_queue_waiting{queue}`` (messages in the broker, or queued jobs for the built-in
+    queue), ``packshot_queue_dispatched_total{queue}`` (jobs this server sent to each queue) and
+    ``packshot_queue_workers{queue}`` (workers that sent a heartbeat in the last ``live_s``)."""
+
+    def __init__(self, queue, store, live_s: float = 30.0):
+        self.queue, self.store, self.live_s = queue, store, live_s
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        from ...store.workers import WorkerRegistry
+
+        waiting = GaugeMetricFamily("packshot_queue_waiting", "Jobs waiting per queue.", labels=["queue"])
+        try:
+            if hasattr(self.queue, "waiting"):
+                counts = self.queue.waiting()
+            else:
+                counts = {"local": self.store.job_counts().get("queued", 0)}
+        except Exception:  # broker or DB unavailable: report nothing rather than fail the scrape
+            counts = {}
+        for q, n in sorted(counts.items()):
+            waiting.add_metric([q], n)
+        yield waiting
+        sent = getattr(self.queue, "sent_by_queue", None)
+        if sent is not None:
+            c = CounterMetricFamily("packshot_queue_dispatched", "Jobs sent to each queue by this server.",
+                                    labels=["queue"])
+            for q, n in sorted(sent.items()):
+                c.add_metric([q], n)
+            yield c
+        workers = GaugeMetricFamily("packshot_queue_workers", "Live remote workers serving each queue.",
+                                    labels=["queue"])
+        try:
+            per: dict[str, int] = {}
+            for b in WorkerRegistry(self.store).beats(self.live_s):
+                for q in b.queues or ():
+                    per[q] = per.get(q, 0) + 1
+        except Exception:
+            per = {}
+        for q, n in sorted(per.items()):
+            workers.add_metric([q], n)
+        yield workers
+
+
+def register_metrics(metrics, queue, store) -> None:
+    metrics.registry.register(QueueCollector(queue, store))
