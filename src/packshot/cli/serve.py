@@ -48,6 +48,9 @@ def run(args) -> int:
         settings = settings.model_copy(update={"api_keys": [*settings.api_keys, *args.api_key]})
     if not (0 < args.port < 65536):
         raise InvalidInputError(f"port {args.port} is not in 1..65535")
+    if settings.blob_url:  # a bad bucket or endpoint: one line now, not a traceback at start-up
+        from ..store.objects import open_blobs
+        open_blobs(settings)
     try:
         import uvicorn
 
