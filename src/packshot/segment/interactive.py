@@ -9,7 +9,7 @@ click costs a short GrabCut update of that cached state, not a fresh segmentatio
 
 How hints are used (preview coordinates, ``preview_size``):
 
-* **Plain backdrop** (the automatic analysis of :mod:`packshot.segment.classic` finds a clean
+* **Plain backdrop** (the automatic analysis of :mod:`packshot.segment.backdrop` finds a clean
   backdrop model): the automatic mask is the starting point, restricted to the boxes; without a
   box a positive click selects the parts it touches. GrabCut runs only when a click contradicts
   that mask, and the final edges come from the backdrop model as in the automatic cut-out.
@@ -45,7 +45,7 @@ import numpy as np
 from ..errors import InvalidInputError, NoProductFoundError
 from ..types import Hints, Matte, Photo, ProgressFn, no_progress
 from . import refine as R
-from .classic import AutoResult, ClassicParams, auto_mask, finish_matte
+from .backdrop import AutoResult, ClassicParams, auto_mask, finish_matte
 
 _FG, _BG, _PR_FG, _PR_BG = cv2.GC_FGD, cv2.GC_BGD, cv2.GC_PR_FGD, cv2.GC_PR_BGD
 
@@ -101,7 +101,8 @@ class InteractiveCutout:
     """
 
     def __init__(self, photo: Photo, params: InteractiveParams | None = None,
-                 classic: ClassicParams | None = None):
+                 classic: ClassicParams | None = None, auto: AutoResult | None = None,
+                 prior: np.ndarray | None = None):
         self.photo = photo
         self.rgb = R.flattened_rgb(photo)                            # HxWx3 uint8, full size
         self.params = prm = params or InteractiveParams()
@@ -119,7 +120,15 @@ class InteractiveCutout:
         self._lock = threading.Lock()
         self._auto: AutoResult | None = None
         self._auto_done = False
+        # a prior mask (bool, any size; e.g. the learned engine's) starts the session like a
+        # plain-backdrop mask: clicks select its parts, and GrabCut runs only when a click contradicts it
+        self._prior = None
+        if auto is not None:  # the caller's analysis of this photo (same preview size): not redone
+            self._auto = auto if self._is_plain(auto) else None
+            self._auto_done = True
         self._bases: dict[tuple, _Base] = {}
+        if prior is not None:
+            self.set_prior(prior)
 
     # -- geometry -------------------------------------------------------------------------------
     def to_preview(self, x: float, y: float) -> tuple[int, int]:
@@ -166,14 +175,34 @@ class InteractiveCutout:
                 w, h = self.photo.size
                 p = R.downscale(self.rgb, R.preview_scale((w, h), self.classic.preview_side))
                 res = auto_mask(p, self.classic)
-                noise = max(res.backdrop.sigma_k, res.backdrop.sigma_r)
-                plain = (noise < self.params.plain_noise and not res.notes
-                         and self.classic.min_area < res.mask.mean() < 0.9)
-                self._auto = res if plain else None
+                self._auto = res if self._is_plain(res) else None
                 self._auto_done = True
             return self._auto
 
+    def _is_plain(self, res: AutoResult) -> bool:
+        noise = max(res.backdrop.sigma_k, res.backdrop.sigma_r)
+        return (noise < self.params.plain_noise and not res.notes
+                and self.classic.min_area < res.mask.mean() < 0.9)
+
+    def preview_box(self, box) -> tuple[int, int, int, int]:
+        """A box in photo pixels -> preview pixels (XYXY exclusive, at least 1 px)."""
+        return self._box_to_preview(box)
+
+    def inset_box(self) -> tuple[int, int, int, int]:
+        """The implicit box of a cluttered photo with no hints: the frame inset by INSET."""
+        pw, ph = self.preview_size
+        return (round(pw * INSET), round(ph * INSET), round(pw * (1 - INSET)), round(ph * (1 - INSET)))
+
+    def set_prior(self, prior: np.ndarray | None) -> None:
+        """Start this session from ``prior`` (bool mask, any size; None: no prior)."""
+        self._prior = None if prior is None else cv2.resize(
+            np.asarray(prior, np.float32), self.preview_size, interpolation=cv2.INTER_AREA) >= 0.5
+        with self._lock:
+            self._bases.clear()
+
     def _auto_preview_mask(self) -> np.ndarray | None:
+        if self._prior is not None:
+            return self._prior
         auto = self.plain_backdrop()
         if auto is None:
             return None
@@ -286,8 +315,7 @@ class InteractiveCutout:
         if base is None and not pos:
             # cluttered photo, no box, no positive click: the main object inside the frame inset
             # by INSET (as the automatic cut-out does), which negative clicks then refine
-            m = INSET
-            boxes = ((round(pw * m), round(ph * m), round(pw * (1 - m)), round(ph * (1 - m))),)
+            boxes = (self.inset_box(),)
             base = self._box_base(boxes)
         if base is None:  # cluttered photo, no box, clicks: the clicked object
             return self._clean(self._clicks_only(pos, fg_seed, bg_seed), pos)

@@ -1,0 +1,225 @@
+"""Learned cut-out: a trained salient-object model (default u2netp, ONNX) fused with the classical
+machinery. Registry name ``learned``.
+
+Fusion, not replacement (all decisions on the interactive session's preview):
+
+1. **The model's map** ``P`` (:mod:`packshot.segment.onnx_model`) is computed on the whole photo,
+   or on the box + ``box_margin`` when a box is given (the product then fills the model's input),
+   and pasted back at the photo's geometry.
+2. **The classical analysis** of the same photo (:func:`packshot.segment.backdrop.auto_mask`) runs
+   once. On a plain backdrop its mask ``C`` is the reference: when ``P >= 0.5`` agrees with it
+   (IoU >= ``plain_agree``) the backdrop model's cut-out is used as it is (it is sharper there and
+   knows cast shadows); otherwise the result better supported by the backdrop model is used: the
+   model's extra pixels count when they do not look like the backdrop (a white label on a white
+   sweep is kept only if the backdrop model also sees it as different).
+   In context (kitchen table, rug), ``C`` is GrabCut from the frame inset. Salient-object models
+   tend to keep only the most salient part (the pot of a plant, the head of a teddy); when ``C``
+   and the model disagree strongly (IoU < ``context_agree``) both are kept (union) and the
+   disagreement lowers the cut-out's confidence (:mod:`packshot.segment.confidence`).
+3. **The result is the prior** of an :class:`~packshot.segment.interactive.InteractiveCutout`
+   session: clicks select its parts or run GrabCut where they contradict it; the existing
+   full-resolution band matting, decontamination, backdrop shadow handling and real-hole tests
+   finish the edge (``commit``).
+
+Which source was used is said in the matte's notes only when it is noteworthy.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..config import Settings
+from ..errors import MissingWeightsError, ModelError, NoProductFoundError
+from ..types import Box, Hints, Matte, Photo, ProgressFn, no_progress
+from . import refine as R
+from .backdrop import AutoResult, ClassicParams, auto_mask
+from .confidence import assess
+from .interactive import InteractiveCutout
+from .onnx_model import CutoutModel
+
+DEFAULT_MODEL = "u2netp"
+
+
+@dataclass(frozen=True)
+class LearnedParams:
+    """Fusion thresholds (measured on ../shared/data/matting and the backdrop set, see benchmarks/)."""
+
+    box_margin: float = 0.10      # the model sees the box grown by this fraction per side
+    plain_agree: float = 0.85     # plain backdrop: IoU above which the backdrop model's cut-out is kept
+    backdrop_like: float = 0.5    # ... the model's extra pixels count if fewer than this look like backdrop
+    context_agree: float = 0.6    # in context: IoU below which the model and GrabCut are united ...
+    grabcut_fill: float = 0.75    # ... unless GrabCut kept more than this of its box (background too)
+    threshold: float = 0.5        # the model's map -> mask
+
+
+def resolve_model(settings: Settings, ref: str | None = None) -> tuple[Path, dict]:
+    """Model reference (catalog id or path to an ``.onnx`` file) -> (file, catalog extra). No load."""
+    from ..models import MODELS, resolve
+    from ..models.download import single_file
+
+    ref = ref or DEFAULT_MODEL
+    path = Path(ref).expanduser()
+    if path.suffix == ".onnx" or path.is_file():
+        if not path.is_file():
+            raise MissingWeightsError(f"cut-out model file {ref} does not exist")
+        return path, {}
+    spec = MODELS.get(ref)
+    if spec is not None and spec.kind != "cutout":
+        raise ModelError(f"model {ref!r} is a {spec.kind} model; the learned engine needs a cut-out model "
+                         f"(e.g. {DEFAULT_MODEL})")
+    try:
+        folder = resolve(ref, settings, kinds=("cutout",))
+    except MissingWeightsError:
+        raise MissingWeightsError(f"cut-out model {ref!r} is not present in {settings.model_dir}; fetch it "
+                                  f"with: packshot models pull {ref}") from None
+    if spec is None:
+        raise ModelError(f"{ref!r} is not a cut-out model id or .onnx file (see 'packshot models list')")
+    file = single_file(spec, folder)
+    if not file.is_file():
+        raise MissingWeightsError(f"cut-out model {ref!r}: {file} is missing; fetch it with: "
+                                  f"packshot models pull {ref}")
+    return file, dict(spec.extra)
+
+
+def learned_available(settings: Settings | None = None, model: str | None = None) -> bool:
+    """True when the (default) cut-out model's file is present. Cheap: no onnxruntime import."""
+    try:
+        resolve_model(settings or Settings(), model)
+        return True
+    except (MissingWeightsError, ModelError):
+        return False
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    u = int((a | b).sum())
+    return float((a & b).sum() / u) if u else 1.0
+
+
+class LearnedSegmenter:
+    """Segmentation engine ``learned`` (see the module docstring). ``model``: catalog id or .onnx."""
+
+    name = "learned"
+
+    def __init__(self, settings: Settings | None = None, model: str | None = None, *,
+                 params: LearnedParams | None = None, classic: ClassicParams | None = None):
+        self.settings = settings or Settings()
+        self.model_ref = model or DEFAULT_MODEL
+        self.params = params or LearnedParams()
+        self.classic = classic or ClassicParams()
+        self._file, self._extra = resolve_model(self.settings, model)  # fail early: missing / wrong kind
+        self._model: CutoutModel | None = None
+
+    def model(self) -> CutoutModel:
+        """The loaded model (onnxruntime session cached per file: loaded once per process)."""
+        if self._model is None:
+            self._model = CutoutModel.load(self._file, self._extra)
+        return self._model
+
+    # -- the model's map -----------------------------------------------------------------------
+    def prob_map(self, rgb: np.ndarray, size: tuple[int, int], box: Box | None = None) -> np.ndarray:
+        """The model's foreground map at ``size`` (w, h) for the photo ``rgb`` (full size), on the
+        whole photo or on ``box`` grown by ``box_margin`` (zero outside that crop)."""
+        h, w = rgb.shape[:2]
+        sw, sh = size
+        if box is None:
+            return cv2.resize(self.model().predict(rgb), (sw, sh), interpolation=cv2.INTER_LINEAR)
+        x0, y0, x1, y1 = box
+        mx, my = self.params.box_margin * (x1 - x0), self.params.box_margin * (y1 - y0)
+        cx0, cy0 = max(0, int(x0 - mx)), max(0, int(y0 - my))
+        cx1, cy1 = min(w, int(np.ceil(x1 + mx))), min(h, int(np.ceil(y1 + my)))
+        crop = self.model().predict(np.ascontiguousarray(rgb[cy0:cy1, cx0:cx1]))
+        fx, fy = sw / w, sh / h
+        px0, py0 = int(round(cx0 * fx)), int(round(cy0 * fy))
+        px1, py1 = max(px0 + 1, int(round(cx1 * fx))), max(py0 + 1, int(round(cy1 * fy)))
+        out = np.zeros((sh, sw), np.float32)
+        out[py0:py1, px0:px1] = cv2.resize(crop, (px1 - px0, py1 - py0), interpolation=cv2.INTER_LINEAR)
+        return out
+
+    # -- fusion ------------------------------------------------------------------------------------
+    def _fuse_plain(self, res: AutoResult, learned: np.ndarray) -> tuple[np.ndarray | None, str, float]:
+        """Plain backdrop: (prior or None = the backdrop model's own cut-out, which, agreement)."""
+        size = res.mask.shape[::-1]
+        lm = cv2.resize(learned.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+        agree = _iou(lm, res.mask)
+        if agree >= self.params.plain_agree:
+            return None, "", agree
+        extra = lm & ~res.mask
+        k, r = res.backdrop.features(res.p)
+        like = (r < res.backdrop.t_r) & (np.abs(k - 1) < res.backdrop.t_k)
+        if extra.any() and like[extra].mean() < self.params.backdrop_like:
+            return lm | res.mask, ("plain backdrop: the trained model found product parts the backdrop model "
+                                   "missed; used both"), agree
+        return None, ("plain backdrop: the trained model and the backdrop model disagree; used the backdrop "
+                      "model (better supported here)"), agree
+
+    def _fuse_context(self, session: InteractiveCutout, learned: np.ndarray,
+                      boxes: tuple = ()) -> tuple[np.ndarray, str, float]:
+        """Photo in context (or a box): the model's mask, or its union with GrabCut from the frame
+        inset (from the boxes) when the two disagree strongly (the model kept only the most
+        salient part)."""
+        grabcut = session.preview_mask(Hints(boxes=boxes))
+        agree = _iou(learned, grabcut)
+        if agree >= self.params.context_agree:
+            return learned, "", agree
+        region = np.zeros_like(grabcut)
+        for x0, y0, x1, y1 in (session.preview_box(b) for b in boxes) if boxes else (session.inset_box(),):
+            region[y0:y1, x0:x1] = True
+        if grabcut[region].mean() > self.params.grabcut_fill:
+            # GrabCut kept nearly all of its region: background came with it; trust the model
+            return learned, ("the trained model and GrabCut disagree; GrabCut kept nearly all of the "
+                             "region (background?), so the model's cut-out is used"), agree
+        return learned | grabcut, ("the trained model and GrabCut disagree on what the product is: kept both; "
+                                   "check the cut-out, or give a box or clicks"), agree
+
+    def _prior(self, base: InteractiveCutout, rgb: np.ndarray, hints: Hints,
+               timings: dict) -> tuple[np.ndarray | None, list[str], float | None, np.ndarray]:
+        t = time.perf_counter()
+        box = None
+        if hints.boxes:
+            b = np.array(hints.boxes)
+            box = (int(b[:, 0].min()), int(b[:, 1].min()), int(b[:, 2].max()), int(b[:, 3].max()))
+        prob = self.prob_map(rgb, base.preview_size, box)
+        timings["segment.model"] = time.perf_counter() - t
+        learned = R.drop_specks(prob >= self.params.threshold, min_area=4, min_fraction=0.02)
+        notes: list[str] = []
+        plain = base.plain_backdrop()
+        if box is not None:
+            prior, note, agree = self._fuse_context(base, learned, tuple(hints.boxes))
+        elif plain is not None:
+            prior, note, agree = self._fuse_plain(plain, learned)
+        else:
+            prior, note, agree = self._fuse_context(base, learned)
+        if note:
+            notes.append(note)
+        return prior, notes, agree, prob
+
+    # -- the Segmenter protocol ------------------------------------------------------------------
+    def segment(self, photo: Photo, hints: Hints = Hints(), progress: ProgressFn = no_progress) -> Matte:
+        """Photo + hints -> soft matte the photo's size (see the module docstring)."""
+        t0 = time.perf_counter()
+        progress("segment", 0.05, "trained cut-out model")
+        rgb = R.flattened_rgb(photo)
+        h, w = rgb.shape[:2]
+        p = R.downscale(rgb, R.preview_scale((w, h), self.classic.preview_side))
+        res = auto_mask(p, self.classic)
+        timings: dict[str, float] = {}
+        session = InteractiveCutout(photo, classic=self.classic, auto=res)
+        prior, notes, agree, prob = self._prior(session, rgb, hints, timings)
+        if prior is not None and not prior.any():
+            raise NoProductFoundError(f"{photo.source}: the cut-out model found no product "
+                                      f"(give a box or clicks)")
+        progress("segment", 0.5, "refining the edges")
+        session.set_prior(prior)
+        matte = session.commit(Hints(points=hints.points, neg_points=hints.neg_points, boxes=hints.boxes))
+        if hints.text:
+            notes.append(f"learned: the text prompt {hints.text!r} is not used (the sam engine reads text)")
+        conf = assess(matte.alpha, prob=prob, agreement=agree, box=bool(hints.boxes))
+        timings.update(matte.timings)
+        timings["segment.total"] = time.perf_counter() - t0
+        progress("segment", 1.0, "cut-out done")
+        return replace(matte, engine=self.name, notes=tuple(notes), timings=timings,
+                       confidence=conf.value, reasons=conf.reasons)
