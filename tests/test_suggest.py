@@ -218,3 +218,71 @@ def test_suggestions_on_seller_photos(shared_data):
         arrangements[name] = out[0].arrangement
     assert arrangements["bottle"] == "podium"          # tall: podium, never a flat lay
     assert arrangements["loafers"] == "tabletop"
+
+
+# -- captioner: a tiny randomly initialised BLIP saved with save_pretrained, loaded by the user path --
+@pytest.fixture(scope="module")
+def tiny_blip(tmp_path_factory):
+    pytest.importorskip("transformers")
+    from tiny_blip import build_tiny_blip
+
+    return build_tiny_blip(tmp_path_factory.mktemp("blip") / "tiny-blip")
+
+
+def test_captioner_suggestions_through_the_cli(tiny_blip, tmp_path, cli):
+    from packshot.captioner import noun_of
+    from packshot.config import Settings
+    from packshot.captioner import caption_image
+    from packshot.prompts.suggest import CATEGORIES, category_of
+
+    rgb, alpha = glossy_mug(highlight=False)  # matte: the category's surface comes first
+    path = save(tmp_path, "mug.png", rgb)
+    r = cli("prompt", "suggest", path, "-n", "3", "--json", "--captioner", tiny_blip)
+    assert r.returncode == 0, r.stderr
+    items = json.loads(r.stdout)
+    rgba = np.dstack([rgb, (alpha * 255).round().astype(np.uint8)])
+    caption = caption_image(rgba, str(tiny_blip), Settings())  # the same caption the CLI got (greedy)
+    noun = noun_of(caption)
+    assert noun is not None, caption  # the tiny vocabulary's random decoder names a known noun
+    cat = category_of(noun)
+    assert all(it["diffusion_prompt"].startswith(f"product photo of a{'n' if noun[0] in 'aeiou' else ''} {noun}, ")
+               for it in items)
+    assert all(noun not in it["prompt"].split() and parse_prompt(it["prompt"]).unused == () for it in items)
+    first_surface = items[0]["surface"]
+    assert any(first_surface == s for s in CATEGORIES[cat]["surfaces"]) or cat == "garment", (cat, first_surface)
+    env_run = cli("prompt", "suggest", path, "-n", "3", "--json", env={"PACKSHOT_CAPTIONER": str(tiny_blip)})
+    assert env_run.stdout == r.stdout                       # the setting and the option are the same path
+
+
+def test_captioner_describe_parses_into_the_five_fields(tiny_blip, tmp_path, cli):
+    path = save(tmp_path, "scene.png", left_lit_scene())
+    r = cli("prompt", "describe", path, "--json", "--captioner", tiny_blip)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["caption"] and all(isinstance(d[f], str) for f in FIELDS)
+    assert set(d["source"].values()) <= {"caption", "measured"} and "caption" in d["source"].values()
+    assert parse_prompt(d["prompt"]).unused == ()          # only scene words; no product noun
+    for noun in ("shoes", "bottle", "mug", "cookie"):
+        assert noun not in d["prompt"].split()
+
+
+def test_captioner_errors_are_one_line(tiny_blip, tmp_path, cli):
+    import shutil
+
+    path = save(tmp_path, "mug.png", glossy_mug()[0])
+    env = {"PACKSHOT_MODEL_DIR": str(tmp_path / "models")}
+    missing = cli("prompt", "suggest", path, "--captioner", "blip-caption-base", env=env)
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines() == [missing.stderr.strip()]
+    assert "packshot models pull blip-caption-base" in missing.stderr
+    wrong = tmp_path / "not-blip"
+    wrong.mkdir()
+    (wrong / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    r = cli("prompt", "describe", path, "--captioner", wrong)
+    assert r.returncode == 2 and "is a bert model" in r.stderr and "blip" in r.stderr
+    broken = tmp_path / "broken-blip"
+    shutil.copytree(tiny_blip, broken)
+    (broken / "model.safetensors").write_bytes(b"\x00" * 64)
+    r = cli("prompt", "suggest", path, "--captioner", broken)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "could not be loaded" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -29,7 +29,7 @@ MAX_NEW_TOKENS = 30
 
 def resolve_captioner(ref: str | None, settings: Settings) -> Path:
     """A captioner reference -> its local folder, checked to be a supported architecture."""
-    from .models import resolve
+    from .models import check_weights_folder, resolve
     from .models.hf import model_type
 
     ref = ref or settings.captioner or DEFAULT_ID
@@ -38,6 +38,9 @@ def resolve_captioner(ref: str | None, settings: Settings) -> Path:
     if kind not in ARCHITECTURES:
         raise ModelError(f"captioner {ref!r} ({path}) is a {kind or 'unknown'} model; packshot captions with: "
                          f"{', '.join(ARCHITECTURES)} (BLIP / BLIP-2 class)")
+    problem = check_weights_folder(path, settings.allow_pickle_weights)  # headers only, before loading
+    if problem:
+        raise ModelError(f"captioner {ref!r} could not be loaded: {problem}")
     return path
 
 
@@ -58,7 +61,7 @@ def _load(path: Path, settings: Settings):
             processor = proc_cls(image_processor=image_proc, tokenizer=tokenizer)
             model = model_cls.from_pretrained(str(path), local_files_only=True,
                                               use_safetensors=not settings.allow_pickle_weights or None)
-    except (OSError, ValueError, KeyError, RuntimeError) as e:
+    except Exception as e:  # a broken or mismatched folder: one line, never a traceback
         raise ModelError(f"captioner {path} could not be loaded: {' '.join(str(e).split())[:200]}") from None
     device = pick_device(settings)
     model = model.to(device).eval()

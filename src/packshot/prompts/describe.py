@@ -97,7 +97,7 @@ def fields_from_caption(caption: str) -> dict[str, str]:
     p = parse_prompt(caption)
 
     def part(x, noun: str) -> str:
-        words = [*x.colours, *([x.material] if x.material else [])]
+        words = [*list(dict.fromkeys(x.colours))[:2], *([x.material] if x.material else [])]
         return f"{' '.join(words)} {noun}".strip() if words else ""
 
     surface = part(p.surface, "surface")

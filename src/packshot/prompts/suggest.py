@@ -50,7 +50,7 @@ CATEGORIES: dict[str, dict[str, Any]] = {
                        "pizza", "burger", "sandwich", "donut", "croissant", "pastry", "biscuit", "snack",
                        "honey", "jam", "sauce", "food", "bowl", "plate"),
              "surfaces": ("on a light oak countertop", "on a beige linen tablecloth", "on a walnut table"),
-             "surroundings": ("window light", "soft bokeh", "dappled sunlight"), "moods": ("cozy", "natural")},
+             "surroundings": ("window shadow", "soft bokeh", "dappled sunlight"), "moods": ("cozy", "natural")},
     "jewellery": {"nouns": ("ring", "rings", "necklace", "bracelet", "earring", "earrings", "watch", "pendant",
                             "jewelry", "jewellery", "brooch"),
                   "surfaces": ("on a deep navy velvet podium", "on a mirror", "on a cream silk drape"),
