@@ -94,7 +94,8 @@ def test_light_direction_words_flip_the_light():
         left = render("white studio, light from the left", seeds=(seed,))[0]
         right = render("white studio, light from the right", seeds=(seed,))[0]
         assert left.light_dir[0] > 0.7 and right.light_dir[0] < -0.7
-        assert left.params["Light"] == "left" and right.params["Light"] == "right"
+        assert left.params["Light"].startswith("from the left (prompt")
+        assert right.params["Light"].startswith("from the right (prompt")
     above = render("light from above")[0]
     assert above.light_dir[1] > 0.8 and abs(above.light_dir[0]) < 0.3
 
@@ -109,7 +110,9 @@ def test_light_falloff_follows_the_light():
 
 def test_unused_words_are_noted_not_dropped():
     s = render("on a marble table on the beach with seagulls at sunset")[0]
-    assert "unused words: beach, seagulls" in s.notes
+    assert "unused words: seagulls" in s.notes
+    assert any(n.startswith("needs a generative engine: 'beach'") and "--engine diffusion" in n
+               and "--background PHOTO" in n for n in s.notes)
     assert s.params["Mood"] == "sunset"
     clean = render("on a marble table at sunset")[0]
     assert not any(n.startswith("unused words") for n in clean.notes)
@@ -185,5 +188,6 @@ def test_generate_through_the_pipeline_uses_the_studio_scene():
     assert len(res.candidates) == 2
     for c in res.candidates:
         assert c.engine == "studio" and c.image.shape == (256, 256, 3)
-        assert c.parameters["Surface"] == "marble" and c.parameters["Light"] == "left"
-        assert "unused words: sea" in c.notes
+        assert c.parameters["Surface"] == "marble" and c.parameters["Light"] == "from the left (prompt: left)"
+        assert any(n.startswith("needs a generative engine: 'sea'") for n in c.notes)
+        assert "sea: needs a generative engine" in c.parameters["Scene words"]

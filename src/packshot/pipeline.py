@@ -145,6 +145,7 @@ class Pipeline:
         # 6. composite: shadows, edge blend, exact paste-back
         t = time.perf_counter()
         notes: list[str] = [*cut.matte.notes, *resolved.notes]
+        notes.extend(placement.notes)  # layout: view chosen, frame edges, upscaling
         candidates = []
         for i, scene in enumerate(scenes):
             img = compose(scene, layer, shadow=resolved.shadow)
@@ -173,7 +174,8 @@ class Pipeline:
         p.update(scene.params)  # engine-specific: Steps, Sampler, CFG scale, Model...
         p.update({"Seed": scene.seed, "Size": f"{W}x{H}", "Engine": scene.engine,
                   "Preset": request.preset, "Placement": placement.anchor,
-                  "Scale": round(placement.scale, 4), "Cutout": cut.matte.engine,
+                  "Scale": round(placement.scale, 4), "View": placement.view,
+                  "Upscale": round(placement.upscale, 3), "Cutout": cut.matte.engine,
                   "Version": f"packshot {__version__}"})
         return p
 

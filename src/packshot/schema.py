@@ -38,6 +38,17 @@ class Cli:
     skip: bool = False           # no generated option (the command adds its own, or none)
 
 
+def parse_position(text: str) -> tuple[float, float]:
+    """'0.5,0.85' -> (0.5, 0.85): a point as fractions of the canvas, each in [0, 1]."""
+    try:
+        x, y = (float(v) for v in str(text).split(","))
+    except ValueError:
+        raise InvalidInputError(f"position {text!r} is not X,Y fractions of the canvas, e.g. 0.5,0.85") from None
+    if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+        raise InvalidInputError(f"position {text!r} is out of range: X and Y must be 0..1")
+    return x, y
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """'1024x768' -> (1024, 768)."""
     m = _SIZE_RE.match(str(text))
@@ -120,10 +131,30 @@ class GenerateRequest(BaseModel):
     output_format: Annotated[Literal["png", "jpeg", "webp"], Cli(flags=("--format",))] = Field(
         "png", description="Image format of the candidates.")
     shadow: bool = Field(True, description="Add contact and cast shadows.")
+    # -- H17: camera view, the seller's own background, upscaling cap ------------------------
+    view: Literal["auto", "front", "high", "top"] = Field(
+        "auto", description="Camera view of the scene: front | high | top (flat lay, seen from "
+                            "above) | auto (estimated from the photo; the notes say which).")
+    background: str | None = Field(
+        None, max_length=4096, description="Your own background photo: the product is placed on it "
+                                           "(canvas = its size unless size/preset/aspect is given).")
+    position: str | None = Field(
+        None, max_length=40, description="Where the product's base centre goes, X,Y as fractions "
+                                         "of the canvas (0..1), e.g. 0.5,0.85; default automatic.")
+    max_upscale: float | None = Field(
+        None, ge=1.0, le=16.0, description="Never enlarge the product more than this factor "
+                                           "(the product gets smaller instead); default no cap.")
     # -- H13: a saved look (scene recipe), applied up front by packshot.looks.resolve_request ---
     look: Annotated[str | None, Cli(metavar="NAME")] = Field(
         None, max_length=80, description="A saved look (scene recipe: prompt, engine settings, canvas, "
                                          "view, light, seed) to apply; options given here override it.")
+
+    @field_validator("position")
+    @classmethod
+    def _position(cls, v):
+        if v is not None:
+            parse_position(v)  # raises with the value named
+        return v
 
     @field_validator("size")
     @classmethod

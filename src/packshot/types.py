@@ -127,9 +127,18 @@ class Placement:
     offset: Point
     keep_framing: bool = False
     preset: str | None = None
-    anchor: str = "center"            # "center" | "surface"
+    anchor: str = "center"            # "center" | "surface" | "keep" (keep-framing) | "edge" (cut by the frame)
     background_rgb: tuple[int, int, int] | None = None  # forced plain background (amazon white)
     floor_y: int | None = None        # canvas row where the product stands (its base), if known
+    view: str = "front"               # camera view: "front" | "high" | "top" (flat lay)
+    base_ratio: float = 0.0           # height/width of the product's base ellipse (0: seen level)
+    edges: tuple[str, ...] = ()       # photo borders that cut the product ("bottom", "left", ...)
+    notes: tuple[str, ...] = ()       # what the layout decided that the user should know
+
+    @property
+    def upscale(self) -> float:
+        """How much the product is enlarged from the photo (1.0 when it is not)."""
+        return max(1.0, float(self.scale))
 
     @property
     def product_box(self) -> Box:
@@ -143,8 +152,8 @@ class Placement:
 class Layer:
     """The placed product on the canvas: colour and alpha the canvas's size.
 
-    ``exact`` marks pixels whose colour is bit-identical to the photo (keep-framing, opaque): the
-    compositor must leave those untouched.
+    Opaque pixels (alpha 1) hold the photo's colour (bit-identical with keep-framing): the
+    compositor never changes them.
     """
 
     rgb: np.ndarray

@@ -21,6 +21,18 @@ import cv2
 import numpy as np
 
 F32 = np.float32
+LUMA = np.array([0.299, 0.587, 0.114], F32)
+
+
+def shade(c: np.ndarray, t: float) -> np.ndarray:
+    """t > 0 mixes toward white, t < 0 toward black."""
+    c = np.asarray(c, F32)
+    return np.clip(c + (F32(1) - c) * F32(t) if t >= 0 else c * F32(1 + t), 0, 1).astype(F32)
+
+
+def smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
+    t = np.clip((x - F32(e0)) / F32(max(e1 - e0, 1e-6)), 0, 1)
+    return t * t * (F32(3) - F32(2) * t)
 
 
 # -- noise -----------------------------------------------------------------------------------------
@@ -105,79 +117,111 @@ def _rotated(rng, h, w, scale, along, across, octaves, gain, angle, factor=2) ->
     return cv2.warpAffine(n, M, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
-def marble(rng, h, w, scale, rgb, amount=1.0, vein_rgb=None):
-    """Veins are the zero crossings of a stretched fBm (long meandering lines along one direction),
-    varying in thickness, with a soft halo; a fainter web of thin veins; a cloudy base."""
+def warp(rng, field: np.ndarray, scale: float, strength: float, cells: float) -> np.ndarray:
+    """Domain warp: ``field`` sampled at ``(x, y) + strength * scale * (n1, n2)`` with ``n1``,
+    ``n2`` smooth fBm of ``cells`` cells per scene unit (cv2.remap; h x w float32)."""
+    h, w = field.shape[:2]
     uy, ux = _units(h, w, scale)
+    n1 = lowres(lambda a, b: fbm(rng, a, b, uy * cells, ux * cells, 4, 0.5), h, w, 4)
+    n2 = lowres(lambda a, b: fbm(rng, a, b, uy * cells, ux * cells, 4, 0.5), h, w, 4)
+    k = F32(strength * scale)
+    mx = np.arange(w, dtype=F32)[None, :] + n1 * k
+    my = np.arange(h, dtype=F32)[:, None] + n2 * k
+    return cv2.remap(field, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def marble(rng, h, w, scale, rgb, amount=1.0, vein_rgb=None):
+    """Marble as stone forms it (the classic turbulence construction, Perlin 1985): veins are the
+    ridges of ``sin(freq * t + k * turbulence)`` along one diagonal ``t``, with a domain-warped
+    fBm as the turbulence, so they flow in one direction, meander, pinch and branch; sharp cores
+    with feathered grey washes around them; they fade in and out along their length; a web of
+    faint thin veins and cloudy drifts in the body. Hand-written (no library draws marble); each
+    step is a resize or a remap of small noise grids."""
+    uy, ux = _units(h, w, scale)
+    yy, xx = coords(h, w, scale)
     dark = float(rgb.mean()) < 0.45
     if vein_rgb is None:
-        vein_rgb = np.array([0.90, 0.89, 0.87], F32) if dark else rgb * np.array([0.52, 0.54, 0.58], F32)
-    ang = rng.uniform(-0.8, 0.8) + (math.pi / 2 if rng.random() < 0.3 else 0.0)
-    n1 = _rotated(rng, h, w, scale, 0.35, 1.5, 5, 0.55, ang)
-    n2 = _rotated(rng, h, w, scale, 0.8, 2.5, 4, 0.5, ang + rng.uniform(-0.4, 0.4))
-    thick = np.clip(F32(0.6) + F32(0.6) * lowres(lambda p, q: noise(rng, p, q, uy * 1.5, ux * 1.5), h, w, 4),
-                    F32(0.4), F32(1.5))
-    width = F32(0.07)
-    a1 = np.abs(n1)
-    veins = np.clip(F32(1) - a1 / (width * thick), 0, 1) ** 1.5 * F32(0.7)
-    halo = np.clip(F32(1) - a1 / (width * F32(5) * thick), 0, 1) ** 2
-    veins = np.maximum(veins, np.clip(F32(1) - np.abs(n2) / F32(0.06), 0, 1) ** 2 * F32(0.25))
-    cloud = lowres(lambda p, q: fbm(rng, p, q, uy * 1.2, ux * 1.2, 4), h, w, 4)
+        vein_rgb = np.array([0.92, 0.91, 0.89], F32) if dark else rgb * np.array([0.50, 0.52, 0.56], F32)
+    ang = rng.uniform(0.35, 1.0) * (1 if rng.random() < 0.5 else -1)
+    t = xx * F32(math.cos(ang)) + yy * F32(math.sin(ang))
+    # the turbulence's slope stays below the veins' frequency, so veins bend but never close
+    # into loops; a little fine detail makes their edges irregular
+    low = lowres(lambda p, q: fbm(rng, p, q, uy * 0.7, ux * 0.7, 2, 0.4), h, w, 4)
+    detail = lowres(lambda p, q: fbm(rng, p, q, uy * 4, ux * 4, 3, 0.5), h, w, 2)
+    turb = warp(rng, low * F32(1.0) + detail * F32(0.12), scale, 0.04, 1.0)
+    freq = F32(2 * math.pi * rng.uniform(1.4, 2.0))
+    phase = t * freq + turb * F32(1.6)
+    ridge = F32(1) - np.abs(np.sin(phase * F32(0.5)))        # 1 on the vein, 0 between veins
+    presence = np.clip(F32(0.45) + F32(0.7) * lowres(lambda p, q: fbm(rng, p, q, uy * 1.3, ux * 1.3, 3), h, w, 4),
+                       F32(0.0), F32(1.0))
+    core = ridge ** 28
+    wash = ridge ** 5
+    fine = _rotated(rng, h, w, scale, 0.6, 3.0, 4, 0.5, ang + rng.uniform(-0.5, 0.5))
+    thin = np.exp(-(fine / F32(0.03)) ** 2) * F32(0.12)
+    veins = (core * F32(0.7) + wash * F32(0.3)) * presence + thin * presence
+    cloud = lowres(lambda p, q: fbm(rng, p, q, uy * 1.1, ux * 1.1, 5, 0.55), h, w, 4)
     base = colourise(rgb, F32(1) + F32(0.03 * amount) * cloud)
-    t = np.clip((veins + F32(0.22) * halo) * F32(min(1.0, 0.9 * amount)), 0, 1)
-    return mix(base, np.broadcast_to(vein_rgb, base.shape), t)
+    tt = np.clip(veins * F32(min(1.0, 0.9 * amount)), 0, 1)
+    return mix(base, np.broadcast_to(vein_rgb, base.shape), tt)
 
 
 def wood(rng, h, w, scale, rgb, amount=1.0, along_x=True):
-    """Planks with seams, per-plank tone, long grain streaks and wavy growth rings."""
+    """A solid-wood tabletop: two or three wide boards running across the picture (left to
+    right, so in perspective their seams stay level instead of converging like a plank floor),
+    per-board tone, long grain streaks with wavy growth rings, pores along the grain."""
     if not along_x:
         return np.ascontiguousarray(wood(rng, w, h, scale, rgb, amount, True).transpose(1, 0, 2))
     uy, ux = _units(h, w, scale)
     yy, xx = coords(h, w, scale)
-    pw = F32(rng.uniform(0.11, 0.17))  # plank width, scene units
+    pw = F32(rng.uniform(0.28, 0.42))  # board width, scene units
     off = F32(rng.uniform(0, 1))
     pos = yy / pw + off                           # (h,1)
     idx = np.floor(pos).astype(np.int64) % 97
     frac = pos - np.floor(pos)
-    tone = rng.uniform(-0.06, 0.06, 97).astype(F32)[idx]          # per-plank shade (h,1)
+    tone = rng.uniform(-0.05, 0.05, 97).astype(F32)[idx]          # per-board shade (h,1)
     phase = rng.uniform(0, 40, 97).astype(F32)[idx]
-    joint = rng.uniform(-0.5, float(ux) + 0.5, 97).astype(F32)[idx]
-    # grain: many cells across the plank, few along it -> long streaks
-    grain = fbm(rng, h, w, uy / float(pw) * 7, ux * 0.7, 4, 0.6)
-    wave = lowres(lambda a, b: fbm(rng, a, b, uy * 1.5, ux * 0.9, 3), h, w, 4)
-    rings = np.abs(np.sin((yy * F32(70) + wave * F32(2.2) + phase)))
-    rings = np.clip(F32(1) - rings * F32(3), 0, 1) ** 2
-    lum = F32(0.92) + tone + F32(0.07 * amount) * grain - F32(0.07 * amount) * rings
-    # seams between planks and the odd end joint
-    seam_w = F32(0.012) / pw
-    seam = np.clip(F32(1) - np.minimum(frac, F32(1) - frac) / seam_w, 0, 1)
-    jd = np.abs(xx - joint) * F32(scale)
-    seam = np.maximum(seam, np.clip(F32(1.5) - jd, 0, 1) * F32(0.8))
-    lum = lum * (F32(1) - F32(0.45) * seam)
+    # grain: many cells across the board, few along it -> long streaks, warped gently
+    grain = fbm(rng, h, w, uy / float(pw) * 9, ux * 0.5, 4, 0.6)
+    wave = lowres(lambda a, b: fbm(rng, a, b, uy * 1.2, ux * 0.6, 3), h, w, 4)
+    rings = np.abs(np.sin((yy * F32(38) + wave * F32(3.0) + phase)))
+    rings = np.clip(F32(1) - rings * F32(2.5), 0, 1) ** 2
+    pores = noise(rng, h, w, h / 1.5, w / 12.0)
+    lum = F32(0.93) + tone + F32(0.06 * amount) * grain - F32(0.08 * amount) * rings \
+        - F32(0.02 * amount) * np.clip(pores, 0, None)
+    # seams between boards: a thin dark joint with a faint highlighted bevel on its near side
+    seam_w = F32(0.006) / pw
+    d = np.minimum(frac, F32(1) - frac)
+    seam = np.clip(F32(1) - d / seam_w, 0, 1)
+    bevel = np.clip(F32(1) - np.abs(frac - F32(2.5) * seam_w) / seam_w, 0, 1) * F32(0.06)
+    lum = lum * (F32(1) - F32(0.4) * seam) + bevel
     return colourise(rgb, lum, warm_dark=0.6)
 
 
 def concrete(rng, h, w, scale, rgb, amount=1.0):
+    """Cast concrete: large cloudy patches, mid mottling, fine sand grain and a few soft air
+    pores (blurred blobs of thresholded noise, never drawn shapes)."""
     uy, ux = _units(h, w, scale)
     big = lowres(lambda a, b: fbm(rng, a, b, uy * 2.5, ux * 2.5, 5), h, w, 2)
     mid = lowres(lambda a, b: fbm(rng, a, b, uy * 12, ux * 12, 2), h, w, 2)
-    fine = noise(rng, h, w, h / 4.0, w / 4.0)
-    lum = F32(1) + F32(0.07 * amount) * big + F32(0.025 * amount) * mid + F32(0.012 * amount) * fine
-    lum -= F32(0.2 * amount) * _pits(rng, h, w, scale, density=500, size=(0.0012, 0.0035))
+    fine = rng.standard_normal((h, w), dtype=F32)
+    fine = cv2.GaussianBlur(fine, (0, 0), 0.7)
+    lum = F32(1) + F32(0.07 * amount) * big + F32(0.025 * amount) * mid + F32(0.03 * amount) * fine
+    lum -= F32(0.16 * amount) * _pits(rng, h, w, scale, density=300, size=(0.0012, 0.0035))
     return colourise(rgb, lum)
 
 
 def _pits(rng, h, w, scale, density=600, size=(0.001, 0.003)) -> np.ndarray:
-    """Small dark pits (h x w float32 in [0,1]): ``density`` per square scene unit."""
-    n = int(density * (h / scale) * (w / scale))
-    m = np.zeros((h, w), np.uint8)
-    if n:
-        xs = rng.integers(0, w, n)
-        ys = rng.integers(0, h, n)
-        rs = np.maximum(1, (rng.uniform(*size, n) * scale)).astype(np.int32)
-        for x, y, r in zip(xs.tolist(), ys.tolist(), rs.tolist()):
-            cv2.circle(m, (x, y), r, 255, -1, cv2.LINE_AA)
-    return m.astype(F32) * F32(1 / 255)
+    """Small soft dark pits (h x w float32 in [0, 1]): about ``density`` per square scene unit,
+    ``size`` their radius range in scene units. The peaks of a fine noise field, thresholded
+    and blurred, so pits are round-ish blobs of varied size, not stamped shapes."""
+    r = max(0.8, float(np.mean(size)) * scale)
+    cell = 2.0 * r
+    field = noise(rng, h, w, h / cell, w / cell)
+    # keep the top fraction of the field so that about `density` pits per unit^2 remain
+    frac = min(0.5, density * (cell / scale) ** 2 * 0.35)
+    thr = float(np.quantile(field[::4, ::4], 1.0 - frac))
+    pits = np.clip((field - F32(thr)) * F32(3.0), 0, 1)
+    return cv2.GaussianBlur(pits, (0, 0), max(0.6, 0.35 * r))
 
 
 def linen(rng, h, w, scale, rgb, amount=1.0):

@@ -5,8 +5,10 @@ Public entry: :func:`compose`. For one candidate it does, in this order:
 1. **background**: the scene's ``rgb`` (HxWx3 uint8), or the preset's forced ``background_rgb``
    (amazon: pure white) filled exactly, whatever the engine drew;
 2. **shadows** (:mod:`.shadows`, only with ``shadow=True`` and ``scene.needs_shadow``): a tight,
-   dark contact shadow under the product's base and a soft cast shadow, the silhouette projected
-   onto the floor along ``scene.light_dir`` and blurred more the farther it falls;
+   dark contact shadow under the product's base (each foot its own) and a soft cast shadow, the
+   silhouette projected onto the floor along ``scene.light_dir`` and blurred more the farther it
+   falls; a flat lay (``placement.view == "top"``) gets a short soft shadow all around instead;
+   a product cut by the photo's bottom edge (``"bottom" in placement.edges``) gets none;
 3. **reflection** (:mod:`.reflection`, only when ``scene.gloss > 0`` and no forced background): a
    flipped, faded, slightly blurred copy of the product below its base line;
 4. **edge blend + exact paste-back** (:mod:`.blend`): soft edge pixels (0 < alpha < 1) are
@@ -158,9 +160,12 @@ def compose(scene: Scene, layer: Layer, *, shadow: bool = True) -> np.ndarray:
         out = np.array(scene.rgb, dtype=np.uint8, order="C", copy=True)
     if prep.empty:
         return out
-    if shadow and scene.needs_shadow and scene.shadow_strength > 0:
-        render_shadows(out, prep, layer, scene.light_dir, scene.shadow_strength, scene.gloss)
-    if scene.gloss > 0 and forced is None:
+    pl = layer.placement
+    # a product cut by the photo's bottom edge runs off the canvas: nothing for it to stand on
+    grounded = "bottom" not in pl.edges
+    if shadow and scene.needs_shadow and scene.shadow_strength > 0 and grounded:
+        render_shadows(out, prep, layer, scene.light_dir, scene.shadow_strength, scene.gloss, pl.view)
+    if scene.gloss > 0 and forced is None and grounded and pl.view != "top":
         render_reflection(out, prep, layer, scene.gloss)
     blend_product(out, layer, prep)
     return out

@@ -34,8 +34,10 @@ import cv2
 import numpy as np
 
 CONTACT_HEIGHT = 0.03      # fraction of hp: how high above the base still darkens the contact
-CONTACT_SQUASH = 0.35      # flipped contact footprint below the base, squashed
-CONTACT_SIGMA = 0.012      # fraction of hp
+CONTACT_SQUASH = 0.5       # flipped contact footprint below the base, squashed
+CONTACT_SIGMA = 0.006      # fraction of hp
+AO_SIGMA = 0.035           # ambient occlusion: the wide soft darkening around the contact, fraction of hp
+AO_STRENGTH = 0.35         # its opacity relative to the contact's
 FOOTPRINT = 0.1            # a column whose bottom is this close (fraction of hp) to the base touches the floor
 CAST_LENGTH = 0.6          # shadow length / product height
 FLOOR_FORESHORTEN = 0.4    # vertical squash of the floor plane
@@ -117,11 +119,17 @@ def grid_of(prep, layer) -> Grid:
     return prep.cached(("shadow-grid",), lambda: Grid(prep, layer))
 
 
-def footprint_profile(bottom: np.ndarray, base: float, hp: float) -> tuple[np.ndarray, np.ndarray]:
+STAND_RUN = 0.3            # a column with this much solid product (fraction of hp) above its bottom stands
+STAND_GAP = 0.3            # ... when its bottom is within this (fraction of hp) of the base: a second foot
+
+
+def footprint_profile(bottom: np.ndarray, base: float, hp: float,
+                      solid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Where the product touches the floor, per column.
 
     ``bottom`` (w,) float: the y of each column's lowest opaque edge (NaN: empty column), ``base``
-    the lowest of all, ``hp`` the product's height, all in the same units (pixels or grid cells).
+    the lowest of all, ``hp`` the product's height, all in the same units (pixels or grid cells);
+    ``solid`` (w,), optional: how far the product runs up, unbroken, from each column's bottom.
     Returns ``(weight, lift)``: ``weight`` in [0, 1], 1 on the floor, 0 for parts in the air (a
     mug's handle); ``lift`` the height of the column's contact point above ``base``.
 
@@ -129,16 +137,36 @@ def footprint_profile(bottom: np.ndarray, base: float, hp: float) -> tuple[np.nd
     base seen from above is an arc, not a line. The weight fades out over the last half of that
     reach, so both outputs are continuous across columns.
 
-    Known limit: a second item standing further back (the far shoe of a pair) has its soles
-    higher in the image, exactly like a handle in the air; a silhouette cannot tell them apart
-    (tried: level/straight-run tests, which a handle's underside passes too), so it gets no
-    contact shadow of its own, only its share of the cast shadow.
+    Several feet: a column whose bottom is higher (up to ``STAND_GAP * hp``) but carries solid
+    product (``STAND_RUN * hp`` of unbroken alpha above it) stands too: the far shoe of a pair, a
+    chair's back legs. A handle in the air is thin above its underside (its hole follows), so it
+    does not stand. The weights fade over 0.05 hp, so the profile stays continuous.
     """
     reach = FOOTPRINT * hp
     valid = np.isfinite(bottom)
-    gap = np.where(valid, base - np.nan_to_num(bottom), 2 * reach).clip(0, 2 * reach)
+    full = np.where(valid, base - np.nan_to_num(bottom), 2 * hp).clip(0, None)
+    gap = full.clip(0, 2 * reach)
     weight = (2 - 2 * gap / reach).clip(0, 1)
-    return weight.astype(np.float32), (gap * weight).astype(np.float32)
+    lift = gap * weight
+    if solid is not None:
+        fade = max(0.05 * hp, 1e-6)
+        stand = ((np.nan_to_num(solid) - STAND_RUN * hp) / fade).clip(0, 1) * \
+            ((STAND_GAP * hp - full) / fade).clip(0, 1) * valid
+        lift = np.where(stand > weight, full, lift)
+        weight = np.maximum(weight, stand)
+    return weight.astype(np.float32), (lift * (weight > 0)).astype(np.float32)
+
+
+def solid_runs(alpha: np.ndarray, bottom: np.ndarray) -> np.ndarray:
+    """Per column: the unbroken run of ``alpha >= 0.5`` going up from the bottom edge (rows)."""
+    on = alpha >= 0.5
+    h = on.shape[0]
+    i = np.clip(np.nan_to_num(bottom - 0.5, nan=0).astype(np.int64), 0, h - 1)
+    rows = np.arange(h)[:, None]
+    # rows above the bottom that are off: the first one (going up) ends the run
+    off_above = (~on) & (rows <= i[None, :])
+    last_off = np.where(off_above.any(axis=0), h - 1 - np.argmax(off_above[::-1], axis=0), -1)
+    return np.where(np.isfinite(bottom), i - last_off, 0).astype(np.float32)
 
 
 def bottom_edges(alpha: np.ndarray) -> np.ndarray:
@@ -162,7 +190,10 @@ def grid_footprint(prep, layer):
         g = grid_of(prep, layer)
         edge = bottom_edges(g.sil)                    # row-edge units
         bc = (g.base - g.y0) / g.d                    # the base line, row-edge units
-        weight, lift = footprint_profile(edge, bc, g.hp / g.d)
+        weight, _ = footprint_profile(edge, bc, g.hp / g.d, solid_runs(g.sil, edge))
+        # the cast shadow's lift only follows the continuous arc near the base: a second foot's
+        # columns jump, and shifting columns by a jumping lift would tear the projected shadow
+        _, lift = footprint_profile(edge, bc, g.hp / g.d)
         return weight, lift, edge - 0.5
     return prep.cached(("footprint",), build)
 
@@ -234,26 +265,71 @@ def cast_map(prep, layer, light_dir) -> np.ndarray:
     return prep.cached(key, build)
 
 
+def ao_map(prep, layer) -> np.ndarray:
+    """Ambient occlusion where the product meets the floor, on the grid, peak 1 (once per layer):
+    the contact shadow spread wide (``AO_SIGMA * hp``): light from the whole room is blocked near
+    the product's foot, a darkening a photographer sees under every standing object."""
+    def build():
+        g = grid_of(prep, layer)
+        c = _blur(contact_map(prep, layer), AO_SIGMA * g.hp / g.d)
+        peak = float(c.max())
+        return c / peak if peak > 1e-6 else c
+    return prep.cached(("ao",), build)
+
+
 def shadow_strengths(strength: float, gloss: float) -> tuple[float, float]:
     """(contact opacity, cast opacity) for ``scene.shadow_strength`` in [0, 1]."""
     s = min(max(float(strength), 0.0), 1.0)
-    kc = min(0.9, 1.3 * s)
+    kc = min(0.92, 1.6 * s)
     ks = min(0.75, 0.9 * s) * (1 - 0.5 * min(max(gloss, 0.0), 1.0))
     return kc, ks
 
 
-def shadow_on_grid(prep, layer, light_dir, strength: float, gloss: float = 0.0) -> np.ndarray:
-    """Total darkening ``S`` in [0, 1] on the shadow grid."""
+def drop_map(prep, layer, light_dir) -> np.ndarray:
+    """Flat lay (top view) shadow on the grid, float32 in [0, 1]: the silhouette lying on the
+    surface, seen from above, casts a short soft shadow all around it, a little more on the side
+    the light travels to: the silhouette moved by ``DROP_OFFSET * size`` along the light and
+    blurred by ``DROP_SIGMA * size``, plus a tight occlusion right at the outline."""
+    dx, dy = (float(v) for v in light_dir)
+    n = math.hypot(dx, dy)
+    dx, dy = (dx / n, dy / n) if n > 1e-6 else (0.0, 1.0)
+    key = ("drop", round(dx, 3), round(dy, 3))
+
+    def build():
+        g = grid_of(prep, layer)
+        size = max(prep.width, prep.height) / g.d
+        off = DROP_OFFSET * size
+        M = np.float32([[1, 0, dx * off], [0, 1, dy * off]])
+        moved = cv2.warpAffine(g.sil, M, (g.lw, g.lh), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        soft = _blur(moved, DROP_SIGMA * size)
+        tight = _blur(g.sil, max(0.7, 0.004 * size))
+        return np.maximum(0.8 * soft, tight).clip(0, 1)
+    return prep.cached(key, build)
+
+
+DROP_OFFSET = 0.012        # flat lay: shadow offset along the light, fraction of the product's size
+DROP_SIGMA = 0.018         # flat lay: its blur, fraction of the product's size
+
+
+def shadow_on_grid(prep, layer, light_dir, strength: float, gloss: float = 0.0,
+                   view: str = "front") -> np.ndarray:
+    """Total darkening ``S`` in [0, 1] on the shadow grid (``view="top"``: the flat-lay shadow)."""
     kc, ks = shadow_strengths(strength, gloss)
+    if view == "top":
+        return ks * drop_map(prep, layer, light_dir)
     c = contact_map(prep, layer)
     s = cast_map(prep, layer, light_dir)
-    return 1 - (1 - kc * c) * (1 - ks * s)
+    ao = ao_map(prep, layer)
+    return 1 - (1 - kc * c) * (1 - AO_STRENGTH * kc * ao) * (1 - ks * s)
 
 
-def render_shadows(out: np.ndarray, prep, layer, light_dir, strength: float, gloss: float = 0.0) -> None:
-    """Darken ``out`` (HxWx3 uint8, the background) in place with the contact and cast shadows."""
+def render_shadows(out: np.ndarray, prep, layer, light_dir, strength: float, gloss: float = 0.0,
+                   view: str = "front") -> None:
+    """Darken ``out`` (HxWx3 uint8, the background) in place with the contact and cast shadows
+    (or, for a flat lay seen from above, the drop shadow around the silhouette)."""
     g = grid_of(prep, layer)
-    S = shadow_on_grid(prep, layer, light_dir, strength, gloss)
+    S = shadow_on_grid(prep, layer, light_dir, strength, gloss, view)
     nz = S > (0.5 / 255)
     if not nz.any():
         return

@@ -96,6 +96,7 @@ class ParsedPrompt:
     grade: dict[str, float] = field(default_factory=dict)
     matches: tuple[Match, ...] = ()
     unused: tuple[str, ...] = ()
+    generative: tuple[str, ...] = ()   # unused words only a generative engine can draw ("beach")
 
     @property
     def used(self) -> tuple[str, ...]:
@@ -174,6 +175,151 @@ def _find(tokens: list[str | None]):
     return found, unused
 
 
+class _Reader:
+    """The state of one :func:`parse_prompt` pass: scene parts being filled, grading, flags."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, dict[str, Any]] = {t: {"material": None, "colours": [], "tone": 0.0}
+                                                 for t in ("surface", "backdrop", "podium")}
+        self.grade: dict[str, float] = {}
+        self.flags: dict[str, Any] = {}
+        self.light_vecs: list[tuple[float, float]] = []
+        self.light_words: list[str] = []
+        self.moods: list[str] = []
+        self.matches: list[Match] = []
+        self.run: list[tuple[str, str]] = []
+        self.pending_tone: list[str] = []
+        self.surface_seen = False
+        self.surface_named = False
+        self.ignored: list[str] = []
+
+    def flush(self, target: str | None = None) -> None:
+        """Close the current run of colours/tones/materials onto a scene part."""
+        self.pending_tone.clear()
+        run = self.run
+        if not run:
+            return
+        mats = [w for k, w in run if k == "material"]
+        from_noun = target is not None
+        if target == "surface":
+            self.surface_named = True
+        if target is None:
+            if mats and mats[-1] in ("paper", "kraft", "cardboard") and not self.surface_seen:
+                target = "backdrop"
+            elif mats:
+                target = "surface"
+            else:
+                target = "backdrop"
+        if target == "surface" and mats:
+            if from_noun is False and self.parts["surface"]["material"] and self.surface_named:
+                # a stray material after the surface was named ("... a linen towel"): not rendered
+                self.ignored.extend(w for k, w in run if k != "tone")
+                run.clear()
+                return
+            self.surface_seen = True
+        part = self.parts[target]
+        for kind, word in run:
+            if kind == "material":
+                part["material"] = word
+            elif kind == "tone":
+                part["tone"] += float(word)
+            else:
+                part["colours"].append(word)
+        run.clear()
+
+    def add_grade(self, effect: dict[str, Any]) -> None:
+        for k in _ADD:
+            if k in effect:
+                self.grade[k] = self.grade.get(k, 0.0) + float(effect[k])
+        for k in _MUL:
+            if k in effect:
+                self.grade[k] = self.grade.get(k, 1.0) * float(effect[k])
+
+    def word(self, cat: str, phrase: str, effect: dict[str, Any], next_cats: list[str]) -> None:
+        """Read one matched phrase of category ``cat`` (``next_cats``: the categories of the
+        phrase right after it, if adjacent)."""
+        has_material = any(k == "material" for k, _ in self.run)
+        if cat == "tone":
+            if "colour" in next_cats:
+                self.pending_tone.append(phrase)
+            elif "surface" in next_cats:
+                if has_material:
+                    self.flush()
+                self.run.append(("tone", str(effect["tone"])))
+            else:
+                self.grade["brightness"] = self.grade.get("brightness", 0.0) + 0.5 * float(effect["tone"])
+            self.add_grade({k: v for k, v in effect.items() if k == "saturation"})
+        elif cat == "colour":
+            if has_material:
+                self.flush()
+            self.run.append(("colour", " ".join([*self.pending_tone, phrase])))
+            self.pending_tone.clear()
+        elif cat == "surface":
+            if has_material:
+                self.flush()
+            self.run.append(("material", phrase))
+        else:
+            self.effect(cat, phrase, effect)
+
+    def effect(self, cat: str, phrase: str, effect: dict[str, Any]) -> None:
+        """Everything that is not a colour, tone or material: scene nouns, flags and grading."""
+        if "target" in effect:
+            self.flush(effect["target"])
+            if effect["target"] == "surface":
+                self.surface_seen = True
+        if effect.get("layout") == "tabletop":
+            self.surface_seen = True
+        for k in ("podium", "style", "gobo", "accent", "palette"):
+            if k in effect:
+                self.flags[k] = effect[k]
+        for k in ("pure", "plain", "window", "bokeh", "arch", "caustics", "blur"):
+            if effect.get(k):
+                self.flags[k] = True
+        if "light" in effect:
+            self.light_vecs.append(tuple(effect["light"]))
+        if cat == "light" and not effect.get("none"):
+            self.light_words.append(phrase)
+        if cat in ("mood", "time") and not effect.get("none"):
+            self.moods.append(phrase)
+            if cat == "time":
+                self.flags["time"] = phrase
+        self.add_grade(effect)
+
+    def light(self) -> tuple[float, float] | None:
+        if not self.light_vecs:
+            return None
+        sx = sum(v[0] for v in self.light_vecs)
+        sy = sum(v[1] for v in self.light_vecs)
+        norm = (sx * sx + sy * sy) ** 0.5
+        return (sx / norm, sy / norm) if norm > 1e-6 else None
+
+    def part(self, t: str) -> Part:
+        p = self.parts[t]
+        return Part(p["material"], tuple(p["colours"]), p["tone"])
+
+
+def _pick(entries, next_cats: list[str]) -> tuple[str, str, dict[str, Any]]:
+    """The reading of an ambiguous phrase: "light" is a tone before a colour or a material."""
+    cats = [c for c, _, _ in entries]
+    if "tone" in cats and len(cats) > 1:
+        pick = "tone" if ("colour" in next_cats or "surface" in next_cats) else next(c for c in cats if c != "tone")
+    else:
+        pick = cats[0]
+    return next(e for e in entries if e[0] == pick)
+
+
+def _unused(tokens, unused_idx, ignored) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(unused words once each in order, those of them only a generative engine can draw)."""
+    seen: set[str] = set()
+    unused: list[str] = []
+    for w in [tokens[i] for i in unused_idx] + ignored:
+        if w and w not in seen:
+            seen.add(w)
+            unused.append(w)
+    generative = tuple(w for w in unused if any(v in V.GENERATIVE_SCENES for v in _variants(w)))
+    return tuple(unused), generative
+
+
 def parse_prompt(text: str | None) -> ParsedPrompt:
     """Read a scene prompt with the studio vocabulary.
 
@@ -185,159 +331,31 @@ def parse_prompt(text: str | None) -> ParsedPrompt:
     text = "" if text is None else str(text)
     tokens = _tokens(text)
     found, unused_idx = _find(tokens)
-
-    parts: dict[str, dict[str, Any]] = {t: {"material": None, "colours": [], "tone": 0.0}
-                                        for t in ("surface", "backdrop", "podium")}
-    grade: dict[str, float] = {}
-    flags: dict[str, Any] = {}
-    light_vecs: list[tuple[float, float]] = []
-    light_words: list[str] = []
-    moods: list[str] = []
-    matches: list[Match] = []
-    run: list[tuple[str, str]] = []
-    pending_tone: list[str] = []
-    surface_seen = False
-    surface_named = False
-    sweep_seen = False
-    ignored: list[str] = []
-
-    def flush(target: str | None = None) -> None:
-        nonlocal surface_seen, sweep_seen, surface_named
-        pending_tone.clear()
-        if not run:
-            return
-        mats = [w for k, w in run if k == "material"]
-        from_noun = target is not None
-        if target == "surface":
-            surface_named = True
-        if target is None:
-            if mats and mats[-1] in ("paper", "kraft", "cardboard") and not surface_seen:
-                target, sweep_seen = "backdrop", True
-            elif mats:
-                target = "surface"
-            else:
-                target = "backdrop"
-        if target == "surface" and mats:
-            if from_noun is False and parts["surface"]["material"] and surface_named:
-                # a stray material after the surface was named ("... a linen towel"): not rendered
-                ignored.extend(w for k, w in run if k != "tone")
-                run.clear()
-                return
-            surface_seen = True
-        part = parts[target]
-        for kind, word in run:
-            if kind == "material":
-                part["material"] = word
-            elif kind == "tone":
-                part["tone"] += float(word)
-            else:
-                part["colours"].append(word)
-        run.clear()
-
-    def add_grade(effect: dict[str, Any]) -> None:
-        for k in _ADD:
-            if k in effect:
-                grade[k] = grade.get(k, 0.0) + float(effect[k])
-        for k in _MUL:
-            if k in effect:
-                grade[k] = grade.get(k, 1.0) * float(effect[k])
-
+    r = _Reader()
     boundaries = {i for i, t in enumerate(tokens) if t is _MARK}
     for j, (start, end, key, entries) in enumerate(found):
         # a clause boundary between the previous match and this one closes the run
         prev_end = found[j - 1][1] if j else 0
         if any(prev_end <= b < start for b in boundaries):
-            flush()
+            r.flush()
         nxt = found[j + 1] if j + 1 < len(found) else None
-        adjacent = [c for c, _, _ in nxt[3]] if nxt is not None and nxt[0] == end else []
-        next_is_colour = "colour" in adjacent
-        next_is_material = "surface" in adjacent
-        cats = [c for c, _, _ in entries]
-        if "tone" in cats and len(cats) > 1:
-            pick = "tone" if (next_is_colour or next_is_material) else next(c for c in cats if c != "tone")
-        else:
-            pick = cats[0]
-        cat, phrase, effect = next(e for e in entries if e[0] == pick)
-        matches.append(Match(phrase, cat, " ".join(t for t in tokens[start:end] if t), start, end))
-
-        if cat == "tone":
-            if next_is_colour:
-                pending_tone.append(phrase)
-            elif next_is_material:
-                if any(k == "material" for k, _ in run):
-                    flush()
-                run.append(("tone", str(effect["tone"])))
-            else:
-                grade["brightness"] = grade.get("brightness", 0.0) + 0.5 * float(effect["tone"])
-            add_grade({k: v for k, v in effect.items() if k == "saturation"})
-            continue
-        if cat == "colour":
-            if any(k == "material" for k, _ in run):
-                flush()
-            run.append(("colour", " ".join([*pending_tone, phrase])))
-            pending_tone.clear()
-            continue
-        if cat == "surface":
-            if any(k == "material" for k, _ in run):
-                flush()
-            run.append(("material", phrase))
-            continue
-        # everything else: flags and grading
-        if "target" in effect:
-            flush(effect["target"])
-            if effect["target"] == "surface":
-                surface_seen = True
-        if effect.get("layout") == "tabletop":
-            surface_seen = True
-        if effect.get("layout") == "sweep":
-            sweep_seen = True
-        for k in ("podium", "style", "gobo", "accent"):
-            if k in effect:
-                flags[k] = effect[k]
-        for k in ("pure", "plain", "window", "bokeh", "arch", "caustics", "blur"):
-            if effect.get(k):
-                flags[k] = True
-        if "palette" in effect:
-            flags["palette"] = effect["palette"]
-        if "light" in effect:
-            light_vecs.append(tuple(effect["light"]))
-        if cat == "light" and not effect.get("none"):
-            light_words.append(phrase)
-        if cat in ("mood", "time") and not effect.get("none"):
-            moods.append(phrase)
-            if cat == "time":
-                flags["time"] = phrase
-        add_grade(effect)
-    flush()
-
-    light = None
-    if light_vecs:
-        sx = sum(v[0] for v in light_vecs)
-        sy = sum(v[1] for v in light_vecs)
-        norm = (sx * sx + sy * sy) ** 0.5
-        if norm > 1e-6:
-            light = (sx / norm, sy / norm)
-    seen: set[str] = set()
-    unused: list[str] = []
-    for w in [tokens[i] for i in unused_idx] + ignored:
-        if w and w not in seen:
-            seen.add(w)
-            unused.append(w)
-
-    def part(t: str) -> Part:
-        p = parts[t]
-        return Part(p["material"], tuple(p["colours"]), p["tone"])
-
+        next_cats = [c for c, _, _ in nxt[3]] if nxt is not None and nxt[0] == end else []
+        cat, phrase, effect = _pick(entries, next_cats)
+        r.matches.append(Match(phrase, cat, " ".join(t for t in tokens[start:end] if t), start, end))
+        r.word(cat, phrase, effect, next_cats)
+    r.flush()
+    unused, generative = _unused(tokens, unused_idx, r.ignored)
+    f = r.flags
     return ParsedPrompt(
-        text=text, layout="tabletop" if surface_seen else "sweep",
-        surface=part("surface"), backdrop=part("backdrop"), podium=flags.get("podium"),
-        podium_part=part("podium"), palette=flags.get("palette"), style=flags.get("style"),
-        pure=bool(flags.get("pure")), plain=bool(flags.get("plain")), light=light,
-        light_words=tuple(light_words), window=bool(flags.get("window")), gobo=flags.get("gobo"),
-        bokeh=bool(flags.get("bokeh")), arch=bool(flags.get("arch")),
-        caustics=bool(flags.get("caustics")), blur=bool(flags.get("blur")), accent=flags.get("accent"),
-        moods=tuple(dict.fromkeys(moods)), time=flags.get("time"), grade=grade,
-        matches=tuple(matches), unused=tuple(unused))
+        text=text, layout="tabletop" if r.surface_seen else "sweep",
+        surface=r.part("surface"), backdrop=r.part("backdrop"), podium=f.get("podium"),
+        podium_part=r.part("podium"), palette=f.get("palette"), style=f.get("style"),
+        pure=bool(f.get("pure")), plain=bool(f.get("plain")), light=r.light(),
+        light_words=tuple(r.light_words), window=bool(f.get("window")), gobo=f.get("gobo"),
+        bokeh=bool(f.get("bokeh")), arch=bool(f.get("arch")),
+        caustics=bool(f.get("caustics")), blur=bool(f.get("blur")), accent=f.get("accent"),
+        moods=tuple(dict.fromkeys(r.moods)), time=f.get("time"), grade=r.grade,
+        matches=tuple(r.matches), unused=unused, generative=generative)
 
 
 def build_prompt(fields: dict[str, Any]) -> str:

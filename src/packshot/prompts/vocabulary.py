@@ -49,6 +49,17 @@ SPELLINGS = {"gray": "grey", "color": "colour", "colors": "colours", "colored": 
              "offwhite": "off white", "minimalistic": "minimalist", "marbled": "marble",
              "tabletops": "tabletop", "countertops": "countertop", "e-commerce": "ecommerce"}
 
+# places and things only a generative engine can paint: the studio engine says so in a note
+# (offering --engine diffusion or --background PHOTO) instead of silently drawing a sweep
+GENERATIVE_SCENES = frozenset("""
+beach sea ocean coast shore seaside waves surf lake river pool waterfall island tropical palm
+kitchen bathroom bedroom bed sofa couch living room office cafe coffeeshop restaurant bar shop store
+boutique supermarket street city urban road car garage porch balcony terrace patio garden park
+forest woods jungle tree trees field meadow grass lawn flowers mountain mountains hill desert
+snow ice sky clouds space galaxy fireplace fire rocks cave farm barn vineyard gym stadium
+christmas rooftop windowsill bookshelf library classroom hospital airport train
+""".split())
+
 SUFFIXES = (("ies", "y"), ("es", ""), ("s", ""), ("ed", "e"), ("ed", ""), ("ing", ""), ("ish", ""),
             ("y", ""), ("en", ""))
 
@@ -473,8 +484,10 @@ def vocabulary_markdown() -> str:
         "",
         "Stop-words (ignored): " + ", ".join(f"`{w}`" for w in sorted(STOP_WORDS)) + ".",
         "",
-        "Each seed draws its own variation: palette colour, texture phase, light angle, horizon, "
-        "podium size, shadow pattern. The same seed gives the same image, byte for byte.",
+        "Each seed draws its own variation: palette colour, texture phase, horizon, podium size, "
+        "shadow pattern. The light is one per request (from the prompt, else from the product "
+        "photo's shading, else from the upper left). The same seed gives the same image, byte for "
+        "byte.",
         "",
     ]
     for cat, data in VOCABULARY.items():
@@ -487,6 +500,11 @@ def vocabulary_markdown() -> str:
                 doc = f"{doc}; default {_swatch(effect)}, gloss {effect['gloss']:.2f}"
             lines.append(f"| {phrase} | {doc} |")
         lines.append("")
+    lines += ["## needs a generative engine", "",
+              "Places and things the studio engine cannot draw. A prompt that names them gets a note "
+              "(CLI, `results.json`, web app) offering `--engine diffusion` or `--background PHOTO` "
+              "(your own photo of the place); the studio scene is never passed off as one: "
+              + ", ".join(f"`{w}`" for w in sorted(GENERATIVE_SCENES)) + ".", ""]
     lines += ["## palettes", "", "| palette | colours drawn per seed |", "|---|---|"]
     for name, cols in PALETTES.items():
         lines.append(f"| {name} | {', '.join(cols) or '(shades of the named colour)'} |")
