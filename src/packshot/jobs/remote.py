@@ -195,6 +195,10 @@ class RemoteStore:
         self.describe = describe  # () -> heartbeat fields (device, memory, models, queues, name)
         self._photos: dict[str, RemotePhoto] = {}
         self.on_cancel: Callable[[str], None] | None = None
+        self._reports_cv = threading.Condition()
+        self._pending_reports: dict[str, dict] = {}
+        self._report_state: dict[str, tuple[bool, bool]] = {}
+        threading.Thread(target=self._send_reports, name="packshot-progress", daemon=True).start()
 
     def close(self) -> None:
         self.api.close()
@@ -211,7 +215,11 @@ class RemoteStore:
             return None
         if d.get("photo"):
             p = d["photo"]
+            if len(self._photos) > 1000:
+                self._photos.clear()
             self._photos[p["id"]] = RemotePhoto(**p)
+        with self._reports_cv:  # a job taken again starts from a clean slate
+            self._report_state.pop(job_id, None)
         return RemoteJob(id=d["id"], product_id=d["product_id"], photo_id=d["photo_id"], request=d["request"],
                          attempts=d["attempts"])
 
@@ -232,10 +240,31 @@ class RemoteStore:
 
     def report(self, job_id: str, worker: str, progress: float | None = None, stage: str | None = None,
                message: str | None = None) -> tuple[bool, bool]:
+        """Queue a progress report; returns (held, cancelled) as of the last answer. The reports go
+        out from a background thread, newest only: a job never waits for a round trip to the
+        server (tens of ms each, dozens per job), and a cancel is seen one report later."""
         body = {"worker": worker, "progress": progress, "stage": stage and stage[:40],
                 "message": message and message[:500]}
-        d = self.api.call("POST", f"/worker/jobs/{job_id}/progress", json=body).json()
-        return bool(d["held"]), bool(d["cancel"])
+        with self._reports_cv:
+            self._pending_reports[job_id] = body
+            self._reports_cv.notify()
+            return self._report_state.get(job_id, (True, False))
+
+    def _send_reports(self) -> None:
+        while True:
+            with self._reports_cv:
+                while not self._pending_reports:
+                    self._reports_cv.wait()
+                job_id, body = self._pending_reports.popitem()
+            try:
+                d = self.api.call("POST", f"/worker/jobs/{job_id}/progress", json=body).json()
+            except WorkerKeyRefused:
+                raise
+            except Exception as e:  # the next report, or the heartbeat, tries again
+                log.warning("progress of job %s: %s", job_id, e)
+                continue
+            with self._reports_cv:
+                self._report_state[job_id] = (bool(d["held"]), bool(d["cancel"]))
 
     def beat(self, jobs: dict[str, str]) -> None:
         """One heartbeat: what this worker serves, and the jobs it holds (job id -> worker)."""
@@ -248,7 +277,13 @@ class RemoteStore:
     def heartbeat(self, job_ids: Iterable[str], worker_of: dict[str, str]) -> None:
         self.beat({j: worker_of[j] for j in job_ids})
 
+    def _forget(self, job_id: str) -> None:
+        with self._reports_cv:
+            self._pending_reports.pop(job_id, None)
+            self._report_state.pop(job_id, None)
+
     def finish(self, job_id: str, worker: str, results: list) -> bool:
+        self._forget(job_id)
         body = {"worker": worker, "results": [_result_json(r) for r in results]}
         for attempt in range(3):
             r = self.api.call("POST", f"/worker/jobs/{job_id}/finish", json=body, allow=(409,))
@@ -261,11 +296,13 @@ class RemoteStore:
         raise ApiError(f"job {job_id}: the server kept refusing its results: {_detail(r)}")
 
     def fail(self, job_id: str, worker: str | None, status: str, error: str | None, message: str = "") -> bool:
+        self._forget(job_id)
         body = {"worker": worker or "", "status": status, "error": error and error[:2000],
                 "message": (message or "")[:500]}
         return bool(self.api.call("POST", f"/worker/jobs/{job_id}/fail", json=body).json()["done"])
 
     def release(self, job_id: str, worker: str) -> bool:
+        self._forget(job_id)
         return bool(self.api.call("POST", f"/worker/jobs/{job_id}/release", json={"worker": worker}).json()["done"])
 
     def collect_garbage(self, shas: Iterable[str], grace_s: float = 0.0) -> int:
