@@ -140,3 +140,82 @@ def test_api_suggestions_and_describe(server):
         assert set(("surface", "surroundings", "background", "lighting", "mood", "prompt")) <= set(d.json())
         assert_error(a.post("/api/v1/prompts/describe", files={"photo": ("x.png", b"not an image", "image/png")}),
                      400)
+
+
+# -- web app in real Chromium: suggest scenes, save a look, apply it on another product -------------
+@pytest.fixture(scope="module")
+def web_server(tmp_path_factory):
+    from test_web import start_server, _sync_playwright
+
+    _sync_playwright()  # skip (or fail on CI) before starting a server when chromium is missing
+    srv = start_server(tmp_path_factory, "looks-web")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from test_web import CHROMIUM, CHROMIUM_ARGS, _sync_playwright
+
+    with _sync_playwright()() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def test_web_suggest_save_and_apply_a_look(web_server, browser, tmp_path):
+    from playwright.sync_api import expect
+
+    from test_web import TIMEOUT_MS, VIEWPORT
+
+    red, blue = _photo(tmp_path, "red.png", (180, 40, 40)), _photo(tmp_path, "blue.png", (40, 70, 160))
+    p1, p2 = web_server.create_product("Red mug", red), web_server.create_product("Blue mug", blue)
+    context = browser.new_context(viewport=VIEWPORT, locale="en-GB", timezone_id="UTC")
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(f"{web_server.url}/#/product/{p1['id']}/generate")
+        # Suggest scenes: suggestions from the product photo; a click fills the prompt and its fields
+        page.get_by_role("button", name="Suggest scenes").click()
+        suggestions = page.get_by_role("list", name="Suggested scenes").get_by_role("button")
+        expect(suggestions).to_have_count(6, timeout=TIMEOUT_MS)
+        chosen = suggestions.nth(1)
+        text = chosen.inner_text()
+        chosen.click()
+        prompt = page.locator(f"#prompt-{p1['id']}")
+        expect(prompt).not_to_have_value("")
+        assert prompt.input_value() in text
+        surface = page.locator(f"#surface-{p1['id']}").input_value()
+        assert surface and surface in prompt.input_value()
+        # the scene's settings, then Save as look
+        page.locator(f"#seed-{p1['id']}").fill("4242")
+        page.locator(f"#n-{p1['id']}").fill("2")
+        page.get_by_label("Look name").fill("spring catalogue")
+        with page.expect_response(lambda r: "/api/v1/looks/" in r.url and r.request.method == "PUT") as saved:
+            page.get_by_role("button", name="Save as look").click()
+        assert saved.value.status == 200, saved.value.text()
+        look = web_server.api("GET", "/api/v1/looks/spring%20catalogue")
+        assert look["request"]["seed"] == 4242 and look["request"]["prompt"] == prompt.input_value()
+        assert look["fields"]["surface"] == surface and "product_id" not in look["request"]
+        # another product: Apply look fills its form; Generate sends the look's scene
+        page.goto(f"{web_server.url}/#/product/{p2['id']}/generate")
+        select = page.locator(f"#looks-{p2['id']}-saved")
+        expect(select.locator("option", has_text="spring catalogue")).to_have_count(1)
+        select.select_option("spring catalogue")
+        page.get_by_role("button", name="Apply look").click()
+        expect(page.locator(f"#prompt-{p2['id']}")).to_have_value(look["request"]["prompt"])
+        expect(page.locator(f"#seed-{p2['id']}")).to_have_value("4242")
+        with page.expect_response(lambda r: r.url.endswith("/api/v1/jobs") and r.request.method == "POST") as job:
+            page.get_by_role("button", name="Generate", exact=True).click()
+        assert job.value.status == 202, job.value.text()
+        sent = job.value.request.post_data_json
+        assert sent["product_id"] == p2["id"]
+        assert {k: v for k, v in sent.items() if k not in ("product_id", "photo_id")} == \
+            {k: v for k, v in look["request"].items() if k in sent}
+        assert sent["seed"] == 4242 and sent["n"] == 2 and sent["prompt"] == look["request"]["prompt"]
+        page.screenshot(path=str(tmp_path / "looks.png"), full_page=True)
+        assert not errors, errors
+    finally:
+        context.close()

@@ -190,13 +190,12 @@ def _surfaces(t: Traits, arrangement: str, category: str | None) -> tuple[list[s
 
 def _lighting(t: Traits, arrangement: str) -> list[str]:
     side = t.light if t.light in ("left", "right") else "front"
+    window = f"window light from the {side}" if side != "front" else "soft window light"
     if arrangement == "flat lay":
-        return ["soft overhead light", "window light from the " + ("left" if side == "front" else side),
-                "diffused overhead light"]
+        return ["soft overhead light", window, "diffused overhead light"]
     if t.finish == "glossy":
-        return [f"softbox light from the {side}", f"window light from the {side}",
-                f"softbox light from the {side}, rim light"]
-    return [f"soft diffused light from the {side}", f"window light from the {side}",
+        return [f"softbox light from the {side}", window, f"softbox light from the {side}, rim light"]
+    return [f"soft diffused light from the {side}", window,
             f"soft natural light from the {side}"]
 
 

@@ -6,6 +6,7 @@ import { API, ApiError, followJob, get, isFinal, post } from "./api.js";
 import { announce, clearError, debounce, h, icon, mountInto, setBusy, showError } from "./dom.js";
 import { resultCard } from "./candidates.js";
 import { MaskEditor } from "./mask.js";
+import { createLooksPanel } from "./looks.js";
 
 /** Looks: one click sets the prompt (and for Amazon the marketplace preset). */
 const LOOKS = [
@@ -112,6 +113,9 @@ export function createGenerateTab(ctx) {
   const format = h("select", { id: id("format") },
     h("option", { value: "png" }, "PNG"), h("option", { value: "jpeg" }, "JPEG"), h("option", { value: "webp" }, "WebP"));
 
+  const looksPanel = createLooksPanel({ prompt, fieldInputs, count, seed, engine, canvas, size, negative, model, steps,
+    guidance, placement, shadow, format, syncCanvas: () => syncCanvas(), saveForm: () => saveForm(),
+    requestBody: () => requestBody(), getPhoto: () => ctx.photo }, id("looks"));
   const generateBtn = h("button", { type: "submit", class: "btn btn-primary btn-large" }, "Generate");
   const field = (label, control, extra = {}) =>
     h("div", { class: `field ${extra.class || ""}` }, h("label", { for: control.id }, label), control, extra.after || null);
@@ -125,6 +129,7 @@ export function createGenerateTab(ctx) {
         h("label", { for: id("prompt") }, "Prompt"),
         h("div", { class: "row" }, h("label", { for: id("examples"), class: "visually-hidden" }, "Examples"), examples, dice)),
       prompt),
+    looksPanel,
     h("details", { class: "subsection" },
       h("summary", {}, "Describe it piece by piece"),
       h("p", { class: "hint" }, "Filling these writes the prompt for you."),
