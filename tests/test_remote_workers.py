@@ -181,3 +181,22 @@ def test_kill9_a_remote_worker_mid_job_completes_once_and_a_cut_upload_resumes(r
             proc.stop()
         proxy.close()
     assert "Traceback" not in server.log(), server.log()[-3000:]
+
+
+def test_jobs_are_routed_by_what_they_need_and_bad_worker_options_give_one_line(tmp_path):
+    from packshot.jobs.celery_app import queue_for
+
+    assert queue_for({"engine": "studio", "segment": {"engine": "auto"}}) == "cpu"
+    assert queue_for({"engine": "diffusion"}) == "gpu"
+    assert queue_for({"engine": "studio", "segment": {"engine": "sam"}}) == "gpu"
+    assert queue_for({"engine": "studio", "segment": {"text": "the mug"}}) == "gpu"
+    assert queue_for({"engine": "studio"}, kind="train") == "gpu"  # training: GPU workers only
+    for args, words in ((["--queues", "gpu,tpu"], "--queues 'gpu,tpu'"),
+                        (["--api", "ftp://example.com"], "is not an http(s)"),
+                        (["--api", "http://127.0.0.1:1"], "--api needs --worker-key"),
+                        (["--api", "http://127.0.0.1:1", "--worker-key", "pswk_x", "--database-url", "sqlite://"],
+                         "takes no --database-url")):
+        r = subprocess.run([sys.executable, "-m", "packshot", "worker", "--data-dir", str(tmp_path), *args],
+                           capture_output=True, text=True, env=_env({}), cwd=str(ROOT), timeout=120)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and words in lines[0], (args, r.stderr)
