@@ -140,6 +140,9 @@ def create_app(settings: Settings | None = None, *, queue_options=None, start_qu
     for r in (meta.api, products.router, jobs.router, results.router, workers.router, workers.listing):
         app.include_router(r, prefix="/api/v1")
     app.include_router(looks_routes.router, prefix="/api/v1")
+    from .routes import batches, check
+    app.include_router(batches.router, prefix="/api/v1")
+    app.include_router(check.router, prefix="/api/v1")
 
     # middleware: metrics outermost (sees 401/429/413 too), then the guard
     app.add_middleware(GuardMiddleware, key_hashes=hashes, per_minute=settings.rate_limit_per_minute,

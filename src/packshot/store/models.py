@@ -190,3 +190,18 @@ class LookRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("owner", "name", name="uq_looks_owner_name"),)
+
+
+class BatchRow(Base):
+    """A catalog run over HTTP (:mod:`packshot.api.routes.batches`): per product a main-image job and
+    a lifestyle job. ``items``: [{sku, product_id, main_job, lifestyle_job, error}]; the batch's
+    status is read from its jobs."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    items: Mapped[list] = mapped_column(JSON)
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
