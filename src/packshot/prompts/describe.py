@@ -30,13 +30,19 @@ _DIRECTIONS = ("left", "right", "above", "top", "overhead", "behind", "front", "
 
 
 @dataclass(frozen=True)
-class Description:
+class SceneFields:
+    """The five structured fields of a scene and their one-line prompt."""
+
     surface: str
     surroundings: str
     background: str
     lighting: str
     mood: str
     prompt: str
+
+
+@dataclass(frozen=True)
+class Description(SceneFields):
     source: dict[str, str]                 # field -> "measured" | "caption"
     measured: dict[str, Any] = field(default_factory=dict)
     caption: str | None = None

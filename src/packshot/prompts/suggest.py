@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import InvalidInputError
+from .describe import SceneFields
 from .measure import Traits, hue_distance, named_colours
 
 MAX_SUGGESTIONS = 12
@@ -70,16 +71,10 @@ CATEGORIES: dict[str, dict[str, Any]] = {
 
 
 @dataclass(frozen=True)
-class Suggestion:
+class Suggestion(SceneFields):
     """One structured scene. ``request``: GenerateRequest fields that go with it (prompt,
     placement, and view when the engine takes one)."""
 
-    surface: str
-    surroundings: str
-    background: str
-    lighting: str
-    mood: str
-    prompt: str
     diffusion_prompt: str
     palette: str                     # complementary | analogous | neutral | tonal | category
     arrangement: str                 # tabletop | podium | flat lay | hanging

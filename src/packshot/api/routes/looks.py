@@ -39,13 +39,16 @@ class LooksPublic(BaseModel):
     items: list[LookPublic]
 
 
-class SuggestionPublic(BaseModel):
+class SceneFieldsPublic(BaseModel):
     surface: str
     surroundings: str
     background: str
     lighting: str
     mood: str
     prompt: str = Field(description="The one-line scene prompt (studio engine: every word used).")
+
+
+class SuggestionPublic(SceneFieldsPublic):
     diffusion_prompt: str
     palette: str
     arrangement: str
@@ -58,13 +61,7 @@ class SuggestionsPublic(BaseModel):
     items: list[SuggestionPublic]
 
 
-class DescriptionPublic(BaseModel):
-    surface: str
-    surroundings: str
-    background: str
-    lighting: str
-    mood: str
-    prompt: str
+class DescriptionPublic(SceneFieldsPublic):
     source: dict[str, str]
     measured: dict[str, Any]
     caption: str | None = None
