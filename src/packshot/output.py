@@ -10,6 +10,7 @@ from typing import Any
 
 from .io import EXTENSIONS, FORMATS, SOURCE_TYPE_SYNTHETIC, SOURCE_TYPE_TRAINED, encode_image, \
     format_parameters, write_atomic
+from .layout import UPSCALE_WARN
 from .types import Cutout, GenerateResult
 
 
@@ -40,6 +41,14 @@ def result_entry(cand, rank: int) -> dict[str, Any]:
     }
 
 
+def needs_generative(result: GenerateResult) -> list[str]:
+    """Scene words of the prompt only a generative engine can draw (the studio engine records
+    them in its parameters), sorted; empty when there are none or the engine was generative."""
+    words = {w for c in result.candidates
+             for w in str(c.scene.params.get("Needs generative engine", "")).split(", ") if w}
+    return sorted(words)
+
+
 def save_result(result: GenerateResult, outdir: str | Path, fmt: str | None = None) -> Path:
     """Write candidates (ranked, best first), ``cutout.png`` and ``results.json``; return its path."""
     out = Path(outdir)
@@ -61,7 +70,11 @@ def save_result(result: GenerateResult, outdir: str | Path, fmt: str | None = No
         "canvas": list(result.placement.canvas_size),
         "placement": {"offset": list(result.placement.offset), "scale": result.placement.scale,
                       "product_box": list(result.placement.product_box), "anchor": result.placement.anchor,
-                      "preset": result.placement.preset},
+                      "preset": result.placement.preset, "view": result.placement.view,
+                      "edges": list(result.placement.edges),
+                      "upscale": round(result.placement.upscale, 3)},
+        "upscaled": result.placement.upscale > UPSCALE_WARN,
+        "needs_generative_engine": needs_generative(result),
         "timings": {k: round(float(v), 4) for k, v in result.timings.items()},
         "notes": result.notes,
         "candidates": entries,

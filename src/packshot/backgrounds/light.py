@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 
 from . import textures as T
-from .textures import F32, LUMA as _LUMA, shade as _shade, smoothstep as _smoothstep
+from .textures import F32, LUMA as _LUMA, smoothstep as _smoothstep
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .studio import Look
+    from .look import Look
 
 
 def gobo(look: Look, rng, lh: int, lw: int) -> np.ndarray:

@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 
 from . import textures as T
-from .textures import F32, LUMA as _LUMA, shade as _shade, smoothstep as _smoothstep
+from .textures import F32
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .studio import Look
+    from .look import Look
 
 
 def mask_ellipse(h, w, c, axes, angle=0.0) -> np.ndarray:

@@ -120,7 +120,7 @@ def grid_of(prep, layer) -> Grid:
 
 
 STAND_RUN = 0.3            # a column with this much solid product (fraction of hp) above its bottom stands
-STAND_GAP = 0.3            # ... when its bottom is within this (fraction of hp) of the base: a second foot
+STAND_GAP = 0.5            # ... when its bottom is within this (fraction of hp) of the base: a second foot
 
 
 def footprint_profile(bottom: np.ndarray, base: float, hp: float,
