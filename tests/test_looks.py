@@ -219,3 +219,18 @@ def test_web_suggest_save_and_apply_a_look(web_server, browser, tmp_path):
         assert not errors, errors
     finally:
         context.close()
+
+
+def test_library_applies_a_look_from_the_settings_file(tmp_path):
+    import packshot
+    from packshot.config import Settings
+    from packshot.looks import FileLooks, make_look
+
+    settings = Settings(data_dir=tmp_path / "data")
+    FileLooks.for_settings(settings).put(make_look("lib", {**SCENE, "n": 1}))
+    rgb, _ = synth.mug_photo((400, 300), jpeg_quality=None)
+    res = packshot.generate(rgb, look="lib", settings=settings)
+    assert res.request.prompt == SCENE["prompt"] and res.request.seed == 11 and res.request.look is None
+    assert res.candidates[0].image.shape[:2] == (256, 256)
+    with pytest.raises(packshot.PackshotError, match="unknown look 'nope'"):
+        packshot.generate(rgb, look="nope", settings=settings)

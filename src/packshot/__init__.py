@@ -26,6 +26,8 @@ _LAZY = {
     "SegmentOptions": "packshot.schema",
     "Settings": "packshot.config",
     "PackshotError": "packshot.errors",
+    "suggest": "packshot.prompts.suggest",
+    "describe": "packshot.prompts.describe",
 }
 
 __all__ = ["__version__", *_LAZY]

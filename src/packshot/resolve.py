@@ -113,6 +113,9 @@ def check_inputs(request: GenerateRequest, photo: Photo | None = None, settings:
     from .backgrounds import ENGINES, engine_check
 
     settings = settings or Settings()
+    if request.look:  # a saved look not applied yet (library, CLI): from the settings' looks file
+        from .looks import FileLooks, resolve_request
+        request = resolve_request(request, FileLooks.for_settings(settings))
     size = photo.size if photo is not None else photo_size
     ENGINES.entry(request.engine)  # unknown engine: names the valid ones
     preset = get_preset(request.preset) if request.preset else None

@@ -67,9 +67,6 @@ def run(args) -> int:
     if "segment" in routed:
         seg["engine"] = routed["segment"]
     request = build(GenerateRequest, {**fields, "segment": seg})
-    if request.look:  # a saved look (packshot looks): its scene under the options given here
-        from ..looks import FileLooks, resolve_request
-        request = resolve_request(request, FileLooks.for_settings(Settings.from_env()))
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise InvalidInputError(f"output {args.output!r} exists and is not a folder")
