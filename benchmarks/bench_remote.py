@@ -128,16 +128,16 @@ def main() -> int:
           f"every {args.poll_interval:g} s; SQLite (WAL); Celery over redis, {args.workers} REMOTE workers "
           f"(--api + worker key, own empty data dir, no database URL); blobs in S3 (moto server); "
           f"{os.cpu_count()} CPU cores")
-    print(f"{'request':<16} {'count':>6} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}")
-    total_errors = 0
+    print("\n| request | count | errors | p50 ms | p95 ms | p99 ms | max ms |\n|---|---|---|---|---|---|---|")
+    errors = {kind: stats.errors[kind] for kind in stats.lat}
     for kind, lat in stats.lat.items():
-        errs = stats.errors[kind]
-        total_errors += len(errs)
         ms = [x * 1000 for x in lat]
-        print(f"{kind:<16} {len(lat):>6} {len(errs):>6} {pct(ms, 50):>8.1f} {pct(ms, 95):>8.1f} {pct(ms, 99):>8.1f} "
-              f"{max(ms):>8.1f}")
+        cells = [kind, len(lat), len(errors[kind]), *(f"{pct(ms, q):.0f}" for q in (50, 95, 99)), f"{max(ms):.0f}"]
+        print("| " + " | ".join(map(str, cells)) + " |")
+    for kind, errs in errors.items():
         for e in errs[:5]:
-            print(f"    error: {e}")
+            print(f"error in {kind}: {e}")
+    total_errors = sum(map(len, errors.values()))
     print(f"all {args.jobs} submissions answered in {info['submit_wall_s']:.2f} s; {info['accepted']} accepted (202)")
     print(f"every job finished after {info['all_done_s']:.1f} s ({info['accepted'] / info['all_done_s']:.1f} jobs/s); "
           f"final statuses {info['statuses']}")

@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Iterable
 
 from .. import __version__
@@ -174,17 +175,6 @@ class RemoteJob:
     status: str = "running"
 
 
-@dataclass
-class RemotePhoto:
-    id: str
-    blob_sha: str
-    width: int
-    height: int
-    cutout_sha: str | None = None
-    cutout_engine: str | None = None
-    auto_cutout_sha: str | None = None
-
-
 class RemoteStore:
     """The subset of :class:`~packshot.store.Store` a worker uses, over the worker routes."""
 
@@ -193,7 +183,7 @@ class RemoteStore:
         self.api = api
         self.blobs = RemoteBlobs(api, cache_dir, chunk_size=chunk_size)
         self.describe = describe  # () -> heartbeat fields (device, memory, models, queues, name)
-        self._photos: dict[str, RemotePhoto] = {}
+        self._photos: dict[str, SimpleNamespace] = {}
         self.on_cancel: Callable[[str], None] | None = None
         self._reports_cv = threading.Condition()
         self._pending_reports: dict[str, dict] = {}
@@ -217,7 +207,7 @@ class RemoteStore:
             p = d["photo"]
             if len(self._photos) > 1000:
                 self._photos.clear()
-            self._photos[p["id"]] = RemotePhoto(**p)
+            self._photos[p["id"]] = SimpleNamespace(**p)  # the route's PhotoInfo fields
         with self._reports_cv:  # a job taken again starts from a clean slate
             self._report_state.pop(job_id, None)
         return RemoteJob(id=d["id"], product_id=d["product_id"], photo_id=d["photo_id"], request=d["request"],
@@ -231,10 +221,10 @@ class RemoteStore:
         beat = datetime.fromisoformat(d["heartbeat_at"]) if d.get("heartbeat_at") else None
         return d["status"], d.get("worker"), beat
 
-    def photo_by_id(self, photo_id: str) -> RemotePhoto | None:
+    def photo_by_id(self, photo_id: str) -> SimpleNamespace | None:
         return self._photos.get(photo_id)
 
-    def photo_bytes(self, photo: RemotePhoto) -> bytes:
+    def photo_bytes(self, photo: SimpleNamespace) -> bytes:
         work = self.blobs.get_work(photo.blob_sha)
         return work if work is not None else self.blobs.get(photo.blob_sha)
 

@@ -33,7 +33,7 @@ from typing import Iterator, Protocol, runtime_checkable
 
 from ..config import Settings
 from ..errors import InvalidInputError, NotFoundError
-from .blobs import BlobStore, sha256_hex
+from .blobs import BlobStore
 
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _NAME_RE = re.compile(r"^([0-9a-f]{64})(\.work)?$")
@@ -135,14 +135,9 @@ class S3BlobStore:
         return self.path(sha) + WORK_SUFFIX
 
     # -- writes ------------------------------------------------------------------------------
-    def put(self, data: bytes) -> str:
-        """Store ``data``; return its sha256 hex. Idempotent."""
-        sha = sha256_hex(data)
-        self.ensure(self.path(sha), data)
-        return sha
-
-    def put_work(self, sha: str, data: bytes) -> None:
-        self.ensure(self.work_path(sha), data)
+    # the same content addressing as the local store: put -> ensure(path(sha)), put_work -> work_path
+    put = BlobStore.put
+    put_work = BlobStore.put_work
 
     def ensure(self, key: str, data: bytes) -> None:
         """Make sure object ``key`` holds ``data``: one atomic PutObject unless it is there already
