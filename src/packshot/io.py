@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import warnings
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -390,11 +389,24 @@ def encode_image(image: np.ndarray, fmt: str = "png", *, parameters: str | None 
     return buf.getvalue()
 
 
+def _new_temp(path: Path) -> tuple[int, str]:
+    """A new temp file next to ``path``, opened with mode 0666 so the process's umask applies as
+    for any file a program writes (0644 under the usual 022); ``tempfile.mkstemp`` forces 0600."""
+    for _ in range(100):
+        tmp = str(path.parent / f".{path.name}.{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temp file next to {path}")
+
+
 def write_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temp file in the same folder and a rename."""
+    """Write ``data`` to ``path`` via a temp file in the same folder and a rename. The file's mode
+    follows the umask (0644 under umask 022), like the files of any other program."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _new_temp(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

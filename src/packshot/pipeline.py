@@ -20,6 +20,7 @@ from .config import Settings
 from .errors import InvalidInputError, NoProductFoundError
 from .io import load_image
 from .layout import place, plan
+from .models import new_model_cache
 from .resolve import Resolved, SegmentPlan, check_inputs, check_segment
 from .schema import GenerateRequest, SegmentOptions, build
 from .score import rank, score_candidate
@@ -44,6 +45,9 @@ class Pipeline:
 
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings()
+        # this Pipeline's loaded models (LRU, keys include device and dtype), handed to every
+        # engine and segmenter it builds: two Pipelines never share a model
+        self.models = new_model_cache(self.settings)
         self._lock = threading.Lock()
         self._segmenters: dict[str, Segmenter] = {}
         self._engines: dict[str, BackgroundEngine] = {}
@@ -56,13 +60,14 @@ class Pipeline:
                 kwargs: dict[str, Any] = {"settings": self.settings}
                 if model is not None:
                     kwargs["model"] = model
-                self._segmenters[key] = SEGMENTERS.create(name, **kwargs)
+                self._segmenters[key] = SEGMENTERS.create_offering(name, {"models": self.models}, **kwargs)
             return self._segmenters[key]
 
     def engine(self, name: str) -> BackgroundEngine:
         with self._lock:
             if name not in self._engines:
-                self._engines[name] = ENGINES.create(name, settings=self.settings)
+                self._engines[name] = ENGINES.create_offering(name, {"models": self.models},
+                                                              settings=self.settings)
             return self._engines[name]
 
     def resolve_segmenter(self, opts: SegmentOptions) -> tuple[str, str | None]:

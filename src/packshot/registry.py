@@ -6,6 +6,7 @@ torch; the object is imported the first time it is asked for.
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, TypeVar
 
@@ -50,6 +51,18 @@ class Registry(Generic[T]):
     def create(self, name: str, *args: Any, **kwargs: Any) -> T:
         """Import (lazily) and instantiate the entry called ``name``."""
         return self.entry(name).load()(*args, **kwargs)
+
+    def create_offering(self, name: str, offered: dict[str, Any], **kwargs: Any) -> T:
+        """Like :meth:`create`, also passing each ``offered`` keyword the factory takes (e.g. a
+        Pipeline's ``models=`` cache, which not every engine uses)."""
+        factory = self.entry(name).load()
+        try:
+            params = inspect.signature(factory).parameters
+        except (TypeError, ValueError):  # a builtin without a signature: offer nothing
+            params = {}
+        takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        extra = {k: v for k, v in offered.items() if takes_all or k in params}
+        return factory(**kwargs, **extra)
 
     def __contains__(self, name: str) -> bool:
         return name in self._entries

@@ -347,18 +347,25 @@ class ModelCache:
 
     ``get(key, loader)`` returns the cached object or calls ``loader()`` once (concurrent callers
     of the same key wait for the one load). Keys are any hashable value, e.g. a tuple
-    ``(path, kind, dtype, device, controlnet, ...)``. ``stats`` counts loads, hits and evictions and
-    the seconds spent loading (for benchmarks/tests).
+    ``(path, kind, controlnet, ...)``; a cache built with ``device``/``dtype`` (a Pipeline's, see
+    :func:`model_cache`) stores every key as ``(device, dtype, key)``, so models loaded for another
+    device or dtype are never shared. ``stats`` counts loads, hits and evictions and the seconds
+    spent loading (for benchmarks/tests).
     """
 
-    def __init__(self, capacity: int = 2):
+    def __init__(self, capacity: int = 2, *, device: str | None = None, dtype: str | None = None):
         self.capacity = max(1, capacity)
+        self.device, self.dtype = device, dtype
         self._items: OrderedDict[Hashable, Any] = OrderedDict()
         self._lock = threading.RLock()
         self._key_locks: dict[Hashable, threading.Lock] = {}
         self.stats: dict[str, float] = {"loads": 0, "hits": 0, "evictions": 0, "load_seconds": 0.0}
 
+    def _full(self, key: Hashable) -> Hashable:
+        return key if self.device is None and self.dtype is None else (self.device, self.dtype, key)
+
     def get(self, key: Hashable, loader: Callable[[], Any]) -> Any:
+        key = self._full(key)
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
@@ -386,7 +393,7 @@ class ModelCache:
 
     def __contains__(self, key: Hashable) -> bool:
         with self._lock:
-            return key in self._items
+            return self._full(key) in self._items
 
     def __len__(self) -> int:
         with self._lock:
@@ -422,16 +429,24 @@ def _release(obj: Any) -> None:
         mps.empty_cache()
 
 
-_CACHES: dict[str, ModelCache] = {}
+_CACHES: dict[tuple, ModelCache] = {}
 _CACHES_LOCK = threading.Lock()
 
 
-def model_cache(settings: Settings) -> ModelCache:
-    """The process-wide cache for these settings (built on first use)."""
-    key = f"{settings.resident_models}"
+def new_model_cache(settings: Settings) -> ModelCache:
+    """A cache for one owner (each ``Pipeline`` has its own), keyed by the settings' device and dtype."""
+    return ModelCache(settings.resident_models, device=settings.device, dtype=settings.dtype)
+
+
+def model_cache(settings: Settings, models: ModelCache | None = None) -> ModelCache:
+    """``models`` (the caller's Pipeline's cache) when given; else the process-wide cache for these
+    settings' size, device and dtype (built on first use): the path for code that has no Pipeline."""
+    if models is not None:
+        return models
+    key = (settings.resident_models, settings.device, settings.dtype)
     with _CACHES_LOCK:
         if key not in _CACHES:
-            _CACHES[key] = ModelCache(settings.resident_models)
+            _CACHES[key] = new_model_cache(settings)
         return _CACHES[key]
 
 
