@@ -132,13 +132,3 @@ def read_rows(source: str | Path) -> list[Row]:
         return _from_csv(path)
     raise InvalidInputError(f"{source}: no such folder or CSV file")
 
-
-def rows_from_csv_text(text: str, base: Path) -> list[Row]:
-    """Rows of CSV text (an upload); relative photo paths resolve against ``base``."""
-    tmp = base / ".upload.csv"
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    tmp.write_text(text, encoding="utf-8")
-    try:
-        return _from_csv(tmp)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -62,6 +62,8 @@ def _sku_card(r: dict) -> str:
     cut = r.get("cutout", {})
     conf = cut.get("confidence")
     conf_txt = f"{conf:.2f}" if isinstance(conf, (int, float)) else "not given by this segmenter"
+    if cut.get("reasons"):
+        conf_txt += f" ({'; '.join(cut['reasons'])})"
     parts.append(f'<p class="meta">cut-out: {e(cut.get("engine", "?"))}, confidence {e(conf_txt)}; '
                  f'preset {e(str(r.get("preset")))}; lifestyle: {e(str(r.get("look") or r.get("prompt") or "-"))}</p>')
     chk = r.get("check", {})

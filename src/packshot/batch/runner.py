@@ -133,7 +133,7 @@ def make_listing(row: Row, opts: BatchOptions, out: Path, settings) -> dict:
     return {"files": [n for n, _ in images], "thumbs": [_thumb(c.image) for _, c in images],
             "preset": preset, "prompt": life_req.prompt if life_req else None, "look": row.look,
             "cutout": {"engine": cut.matte.engine, "confidence": None if confidence is None else float(confidence),
-                       "notes": list(cut.matte.notes)},
+                       "reasons": list(getattr(cut.matte, "reasons", ())), "notes": list(cut.matte.notes)},
             "check": {"marketplace": opts.marketplace, "passed": report.passed,
                       "rules": [r.as_dict() for r in report.results]}}
 
