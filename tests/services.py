@@ -249,7 +249,16 @@ class Server(Process):
         if key == "default":
             key = self.api_keys[0] if self.api_keys else None
         headers = {"X-API-Key": key} if key else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout,
+                            event_hooks={"response": [self.check_leaks]})
+
+    def check_leaks(self, r: httpx.Response) -> None:
+        """No answer of the server ever shows SQL, a traceback or where its data lives."""
+        ctype = r.headers.get("content-type", "")
+        if not ctype.startswith(("application/json", "text/plain", "text/html")):
+            return  # images; and event streams, which are read as they come
+        r.read()
+        assert_no_leak(r.text, self.data_dir, f"{r.request.method} {r.request.url.path}")
 
 
 class Worker(Process):
@@ -304,6 +313,14 @@ def wait_job(client: httpx.Client, job_id: str, timeout: float = 120, until=FINI
         return j if j["status"] in until else None
 
     return wait_for(done, timeout, f"job {job_id} to reach {'/'.join(until)}", interval=0.2)
+
+
+LEAKS = ("SELECT ", "INSERT INTO", "Traceback", "psycopg", "sqlalchemy", "sqlite3.")
+
+
+def assert_no_leak(text: str, data_dir: Path, where: str = "") -> None:
+    for needle in (*LEAKS, str(Path(data_dir).resolve()), str(Path(data_dir)), str(Path.home()) + "/"):
+        assert needle not in text, f"{where}: answer shows {needle!r}: {text[:300]}"
 
 
 def assert_error(r: httpx.Response, status: int, *words: str) -> str:

@@ -19,6 +19,20 @@ DEFAULT_NEGATIVE_PROMPT = (
     "logo, cropped, oversaturated"
 )
 _SIZE_RE = re.compile(r"^\s*(\d{1,5})\s*[xX]\s*(\d{1,5})\s*$")
+# bounds on every list and name (a job's request is stored and echoed back: it must stay small)
+MAX_CLICKS, MAX_BOXES, MAX_NAME = 200, 20, 200
+
+
+def _clean_text(value):
+    """No NUL characters and no lone surrogates in any text field (a database cannot store them)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("must not contain a NUL character")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("is not valid UTF-8 text") from None
+    return value
 
 
 @dataclass(frozen=True)
@@ -66,17 +80,28 @@ class SegmentOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     engine: Annotated[str, Cli(flags=("--cutout-engine", "--segmenter"))] = Field(
-        "auto", description="Cutout engine: classic | sam | auto (sam when its weights are present).")
+        "auto", max_length=40, description="Cutout engine: classic | sam | auto (sam when its weights are present).")
     points: Annotated[list[tuple[int, int]], Cli(flags=("--point",), type="point")] = Field(
-        default_factory=list, description="A click on the product (x, y).")
+        default_factory=list, max_length=MAX_CLICKS, description="A click on the product (x, y); at most 200.")
     neg_points: Annotated[list[tuple[int, int]], Cli(flags=("--neg-point",), type="point")] = Field(
-        default_factory=list, description="A click on something that is not the product (x, y).")
+        default_factory=list, max_length=MAX_CLICKS,
+        description="A click on something that is not the product (x, y); at most 200.")
     boxes: Annotated[list[tuple[int, int, int, int]], Cli(flags=("--box",), type="box")] = Field(
-        default_factory=list, description="A box around the product (x0, y0, x1, y1).")
+        default_factory=list, max_length=MAX_BOXES, description="A box around the product (x0, y0, x1, y1); at most 20.")
     text: str | None = Field(None, max_length=200,
                              description="Name the object to cut out, e.g. 'the bottle' (sam).")
     model: Annotated[str | None, Cli(flags=("--sam-model",))] = Field(
-        None, description="SAM model id or local folder (sam engine).")
+        None, max_length=MAX_NAME, description="SAM model id or local folder (sam engine).")
+
+    _text = field_validator("engine", "text", "model")(_clean_text)
+
+    @field_validator("points", "neg_points", "boxes", mode="before")
+    @classmethod
+    def _not_too_many(cls, v, info):  # before validation: a million clicks is refused at once
+        limit = MAX_BOXES if info.field_name == "boxes" else MAX_CLICKS
+        if isinstance(v, (list, tuple)) and len(v) > limit:
+            raise ValueError(f"{len(v)} items; at most {limit}")
+        return v
 
     @field_validator("boxes")
     @classmethod
@@ -100,12 +125,12 @@ class GenerateRequest(BaseModel):
     seed: int | None = Field(None, ge=0, le=2**32 - 1,
                              description="Seed of the first candidate; candidate i uses seed + i.")
     engine: Annotated[str, Cli(skip=True)] = Field(  # the CLI's --engine routes to both stages
-        "studio", description="Background engine: studio | diffusion.")
-    model: str | None = Field(None, description="Diffusion model: registry id or local path.")
+        "studio", max_length=40, description="Background engine: studio | diffusion.")
+    model: str | None = Field(None, max_length=MAX_NAME, description="Diffusion model: registry id or local path.")
     preset: Annotated[str | None, Cli(group="canvas")] = Field(
-        None, description="Marketplace preset: amazon | ebay | shopify | etsy.")
+        None, max_length=40, description="Marketplace preset: amazon | ebay | shopify | etsy.")
     size: Annotated[str | None, Cli(group="canvas", metavar="WxH")] = Field(
-        None, description="Canvas WIDTHxHEIGHT, e.g. 1024x1024.")
+        None, max_length=20, description="Canvas WIDTHxHEIGHT, e.g. 1024x1024.")
     aspect: Annotated[Literal["original", "1:1", "4:5", "16:9", "3:2", "2:3", "9:16"],
                       Cli(group="canvas")] = Field(
         "original", description="Canvas shape when no size or preset is given.")
@@ -120,14 +145,15 @@ class GenerateRequest(BaseModel):
     steps: int = Field(30, ge=1, le=150, description="Denoising steps (diffusion).")
     guidance: float = Field(7.5, ge=0.0, le=30.0, description="Classifier-free guidance (diffusion).")
     strength: float = Field(1.0, gt=0.0, le=1.0, description="Denoising strength (inpaint/img2img).")
-    scheduler: str | None = Field(None, description="Diffusion scheduler name; None = the model's own.")
+    scheduler: str | None = Field(None, max_length=80,
+                                  description="Diffusion scheduler name; None = the model's own.")
     mode: Literal["auto", "inpaint", "text2img", "img2img"] = Field("auto", description="Diffusion mode.")
     seam_pass: bool = Field(False, description="Second diffusion pass on a thin ring around the product.")
-    controlnet: str | None = Field(None, description="ControlNet model id/path (diffusion).")
+    controlnet: str | None = Field(None, max_length=MAX_NAME, description="ControlNet model id/path (diffusion).")
     control_image: Literal["canny", "depth"] = Field("canny", description="ControlNet's control image.")
-    ip_adapter: str | None = Field(None, description="IP-Adapter id/path (diffusion).")
+    ip_adapter: str | None = Field(None, max_length=MAX_NAME, description="IP-Adapter id/path (diffusion).")
     reference_image: Annotated[str | None, Cli(type="path", metavar="PATH")] = Field(
-        None, description="Style/reference photo path (img2img, IP-Adapter).")
+        None, max_length=4096, description="Style/reference photo path (img2img, IP-Adapter).")
     output_format: Annotated[Literal["png", "jpeg", "webp"], Cli(flags=("--format",))] = Field(
         "png", description="Image format of the candidates.")
     shadow: bool = Field(True, description="Add contact and cast shadows.")
@@ -155,6 +181,9 @@ class GenerateRequest(BaseModel):
         if v is not None:
             parse_position(v)  # raises with the value named
         return v
+
+    # every text field, whoever adds it: no NUL, no lone surrogate
+    _text = field_validator("*")(_clean_text)
 
     @field_validator("size")
     @classmethod

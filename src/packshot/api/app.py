@@ -62,8 +62,7 @@ def create_app(settings: Settings | None = None, *, queue_options=None, start_qu
     from ..io import DecodeBudget
     from ..redact import redact
     from .middleware import GuardMiddleware, MetricsMiddleware, WebSafetyMiddleware, key_hashes
-    from .routes import jobs, meta, products, results, workers
-    from .routes import looks as looks_routes
+    from .routes import jobs, meta, products, results
 
     settings = settings or Settings()
     queue_options = queue_options or QueueOptions()
@@ -84,7 +83,6 @@ def create_app(settings: Settings | None = None, *, queue_options=None, start_qu
             if runner is not None:
                 metrics.slots = lambda: (runner.slots.busy, runner.slots.n)
             state = AppState(settings=settings, store=store, queue=queue, metrics=metrics, key_hashes=hashes)
-            workers.register_metrics(metrics, queue, store)  # per-queue counts and live workers
             state.cutouts = CutoutSessions(lambda: state.pipeline)
             state.decode_budget = DecodeBudget(settings.decode_budget_bytes)
             app.state.packshot = state
@@ -119,6 +117,8 @@ def create_app(settings: Settings | None = None, *, queue_options=None, start_qu
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
         detail = exc.detail
+        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):  # FastAPI's body parse
+            return JSONResponse({"detail": "the request body is not valid UTF-8"}, status_code=422)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route {request.method} {request.url.path}"
         elif exc.status_code == 405:
@@ -137,9 +137,8 @@ def create_app(settings: Settings | None = None, *, queue_options=None, start_qu
                             status_code=status, headers={"X-Request-ID": rid, **({"Retry-After": "5"} if status == 503 else {})})
 
     app.include_router(meta.router)
-    for r in (meta.api, products.router, jobs.router, results.router, workers.router, workers.listing):
+    for r in (meta.api, products.router, jobs.router, results.router):
         app.include_router(r, prefix="/api/v1")
-    app.include_router(looks_routes.router, prefix="/api/v1")
     from .routes import batches, check
     app.include_router(batches.router, prefix="/api/v1")
     app.include_router(check.router, prefix="/api/v1")

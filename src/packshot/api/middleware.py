@@ -1,6 +1,6 @@
 """Pure ASGI middleware (no per-request task or body copies, SSE streams pass through untouched).
 
-:class:`GuardMiddleware`, in this order:
+:class:`GuardMiddleware` (inside :class:`WebSafetyMiddleware`), in this order:
 
 1. API keys. When keys are configured, every path but ``/health`` and the web app's static files
    (``/``, ``/static/...``: public assets with no data in them) needs ``X-API-Key: K`` or
@@ -9,7 +9,8 @@
 2. Rate limit: a token bucket per key (per client address without keys, and for failed keys), of
    ``rate_limit_per_minute`` tokens refilled continuously -> 429 JSON with ``Retry-After``.
 3. Body size: a declared ``Content-Length`` over the limit -> 413 JSON at once; a streamed body
-   that grows past it -> 413 when the app reads it.
+   that grows past it -> 413 when the app reads it. A JSON body over ``MAX_JSON_BODY`` -> 422
+   (it can only be a request with too many points or boxes, or far too long texts).
 
 :class:`MetricsMiddleware` counts requests and their latency by route template for /metrics.
 """
@@ -24,9 +25,15 @@ import time
 from starlette.exceptions import HTTPException
 
 PUBLIC_PATHS = ("/health", "/", "/favicon.ico")
+# JSON bodies are small (a job's request, clicks, ratings); a bigger one is refused before it is
+# parsed, which happens on the event loop (12 MB of JSON took 2.4 s here, stalling every request)
+MAX_JSON_BODY = 1024 * 1024
+
+
+def _json_too_big(n: int) -> str:
+    return (f"JSON body of {n} bytes is over the limit of {MAX_JSON_BODY} bytes (a request takes at most "
+            "200 points, 200 negative points and 20 boxes)")
 PUBLIC_PREFIXES = ("/static/",)
-# remote workers' routes: a worker key (checked by the route), never an API key; no rate limit
-WORKER_PREFIX = "/api/v1/worker/"
 
 
 def hash_key(key: str) -> str:
@@ -104,11 +111,6 @@ class GuardMiddleware:
             scope["packshot.owner"] = ""
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
-        if path.startswith(WORKER_PREFIX):  # worker routes check their own credential (routes/workers.py)
-            scope["packshot.owner"] = ""
-            return await self.app(scope, receive, send)
-        if b"x-worker-key" in headers:
-            return await send_json(send, 403, f"a worker key is valid only on {WORKER_PREFIX}... routes")
         client = scope.get("client")
         address = f"ip:{client[0]}" if client else "ip:?"
         owner = ""
@@ -131,6 +133,7 @@ class GuardMiddleware:
                                    {"retry-after": str(math.ceil(wait))})
         scope["packshot.owner"] = owner
         length = headers.get(b"content-length")
+        is_json = headers.get(b"content-type", b"").split(b";")[0].strip().lower() == b"application/json"
         if length is not None:
             try:
                 n = int(length)
@@ -139,9 +142,11 @@ class GuardMiddleware:
             if n > self.max_body:
                 return await send_json(send, 413, f"request body of {n} bytes is over the upload limit of "
                                                   f"{self.max_body} bytes")
+            if is_json and n > MAX_JSON_BODY:
+                return await send_json(send, 422, _json_too_big(n))
         if scope.get("method") in ("GET", "HEAD", "DELETE", "OPTIONS"):
             return await self.app(scope, receive, send)
-        return await self.app(scope, self._limited(receive), send)
+        return await self.app(scope, self._limited(receive, is_json), send)
 
     async def _deny(self, send, address: str, status: int, detail: str):
         wait = self.buckets.take(address)  # failed attempts count against the caller's address
@@ -150,7 +155,7 @@ class GuardMiddleware:
                                    {"retry-after": str(math.ceil(wait))})
         return await send_json(send, status, detail, {"www-authenticate": "Bearer"})
 
-    def _limited(self, receive):
+    def _limited(self, receive, is_json: bool = False):
         total = 0
         limit = self.max_body
 
@@ -161,6 +166,8 @@ class GuardMiddleware:
                 total += len(message.get("body", b""))
                 if total > limit:
                     raise HTTPException(413, f"request body is over the upload limit of {limit} bytes")
+                if is_json and total > MAX_JSON_BODY:
+                    raise HTTPException(422, _json_too_big(total))
             return message
 
         return wrapped
@@ -283,7 +290,11 @@ class WebSafetyMiddleware:
             return await send_json(secured, status, detail)
         if scope.get("method") in ("GET", "HEAD", "OPTIONS"):
             return await self.app(scope, receive, secured)
-        return await self.app(scope, self._timed(receive), secured)
+        receive = self._timed(receive)
+        ctype = dict(scope.get("headers") or []).get(b"content-type", b"")
+        if ctype.split(b";")[0].strip().lower() == b"multipart/form-data":
+            receive = FormTextCheck.wrap(receive, ctype)
+        return await self.app(scope, receive, secured)
 
     def _refusal(self, scope, path: str) -> tuple[int, str] | None:
         for what, raw, form in (("path", scope.get("raw_path") or path.encode("utf-8", "surrogateescape"), False),
@@ -348,3 +359,72 @@ class WebSafetyMiddleware:
             return message
 
         return wrapped
+
+
+class FormTextCheck:
+    """Checks the text fields of a multipart form as it streams in (files pass untouched): a NUL
+    or bytes that are not UTF-8 -> 422. Needed because Starlette decodes a field that is not UTF-8
+    as Latin-1, silently garbling it, and that cannot be told afterwards."""
+
+    MAX_FIELD = 64 * 1024
+
+    def __init__(self, boundary: bytes):
+        from python_multipart.multipart import MultipartParser
+
+        self.error: str | None = None
+        self._headers: list[bytes] = []
+        self._field, self._data, self._is_file = b"", bytearray(), False
+        self.parser = MultipartParser(boundary, {
+            "on_part_begin": self._begin, "on_header_value": self._header, "on_headers_finished": self._headers_done,
+            "on_part_data": self._part_data, "on_part_end": self._end})
+
+    @classmethod
+    def wrap(cls, receive, content_type: bytes):
+        from python_multipart.multipart import parse_options_header
+
+        _, params = parse_options_header(content_type)
+        boundary = params.get(b"boundary")
+        if not boundary:
+            return receive  # the form parser reports it
+        check = cls(boundary)
+
+        async def wrapped():
+            message = await receive()
+            if message["type"] == "http.request" and check.error is None:
+                try:
+                    check.parser.write(message.get("body", b""))
+                except Exception:  # malformed: the real form parser answers for it
+                    check.error = ""
+                if check.error:
+                    raise HTTPException(422, check.error)
+            return message
+
+        return wrapped
+
+    def _begin(self) -> None:
+        self._headers, self._field, self._data, self._is_file = [], b"", bytearray(), False
+
+    def _header(self, data: bytes, start: int, end: int) -> None:
+        self._headers.append(data[start:end])
+
+    def _headers_done(self) -> None:
+        disposition = b"".join(h for h in self._headers if b"form-data" in h.lower())
+        self._is_file = b"filename=" in disposition
+        name = disposition.split(b'name="', 1)[1].split(b'"', 1)[0] if b'name="' in disposition else b""
+        self._field = name
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if not self._is_file and len(self._data) < self.MAX_FIELD:
+            self._data += data[start:end]
+
+    def _end(self) -> None:
+        if self._is_file or self.error is not None:
+            return
+        field = self._field.decode("utf-8", "replace")[:40]
+        if b"\x00" in self._data:
+            self.error = f"form field {field!r} contains a NUL character"
+        else:
+            try:
+                bytes(self._data).decode("utf-8")
+            except UnicodeDecodeError:
+                self.error = f"form field {field!r} is not valid UTF-8"

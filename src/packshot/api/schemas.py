@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..schema import GenerateRequest
+from ..schema import GenerateRequest, _clean_text
 
 API = "/api/v1"
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -211,6 +211,8 @@ class PromptFields(BaseModel):
     background: str | None = Field(None, max_length=200)
     lighting: str | None = Field(None, max_length=200)
     mood: str | None = Field(None, max_length=200)
+
+    _text = field_validator("*")(_clean_text)  # no NUL, no lone surrogate (as in every request field)
 
 
 class PromptPublic(BaseModel):

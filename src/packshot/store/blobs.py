@@ -49,7 +49,8 @@ def _pid_alive(pid: int) -> bool:
 class BlobStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.root.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.root.mkdir(exist_ok=True, mode=0o700)
 
     def path(self, sha: str) -> Path:
         if not isinstance(sha, str) or not _SHA_RE.match(sha):
@@ -62,7 +63,8 @@ class BlobStore:
 
     def _write(self, path: Path, data: bytes) -> None:
         """Atomic write, mode 0600 (mkstemp), folders 0700; the temp name says who writes it."""
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for folder in (path.parent.parent, path.parent):  # each level 0700 (parents=True would not)
+            folder.mkdir(exist_ok=True, mode=0o700)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST_TAG}-{os.getpid()}.", suffix=".tmp",
                                    dir=path.parent)
         try:

@@ -7,9 +7,13 @@
 * PostgreSQL (or any SQLAlchemy URL) by ``Settings.database_url``; ``postgresql://`` URLs use the
   psycopg 3 driver.
 * The schema is owned by Alembic: :func:`migrate` runs ``upgrade head`` programmatically at start.
+* File modes (one policy for the whole data dir, whatever the umask): the data dir and its folders
+  are 0700, the database and every blob 0600. It holds users' photos and results; only the
+  server's own user reads it. SQLite creates its -wal and -shm files with the database's mode.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -19,11 +23,20 @@ from ..config import Settings
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (0700); an existing one is left as its owner set it."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
 def database_url(settings: Settings) -> str:
     url = settings.database_url
     if not url:
-        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{Path(settings.data_dir).resolve() / 'packshot.db'}"
+        db = private_dir(Path(settings.data_dir)).resolve() / "packshot.db"
+        if not db.exists():  # created 0600 before SQLite opens it (its -wal/-shm follow this mode)
+            os.close(os.open(db, os.O_CREAT | os.O_WRONLY, 0o600))
+        return f"sqlite:///{db}"
     if url.startswith("postgres://"):
         url = "postgresql://" + url[len("postgres://"):]
     if url.startswith("postgresql://"):

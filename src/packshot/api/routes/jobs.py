@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import re
 from typing import Annotated
 
@@ -23,46 +22,39 @@ router = APIRouter(tags=["jobs"], responses=ERRORS)
 _MODEL_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
 
 
-def _check_request(req: JobCreate, photo_size: tuple[int, int], settings) -> None:
-    """Everything that can be checked before queueing, so a bad job fails now, not later."""
-    from ...backgrounds import ENGINES
-    from ...layout import canvas_for, get_preset
-    from ...segment import ENGINE_CHOICES, SEGMENTERS
+def _check_request(req: JobCreate, photo_size: tuple[int, int], settings):
+    """Everything that can be checked before queueing, so a bad job fails now (4xx naming the
+    value), not later: the library's own check (:func:`packshot.resolve.check_inputs`: engine,
+    preset, hints, the engine's check of weights, model kind, mode and reference), then what only
+    the API refuses (server paths, canvases over the limits). Returns the Resolved request."""
+    from ...resolve import check_inputs
 
-    ENGINES.entry(req.engine)
-    if req.preset:
-        get_preset(req.preset)
-    if req.segment.engine not in ENGINE_CHOICES:
-        SEGMENTERS.entry(req.segment.engine)
-    canvas_for(req, photo_size, settings.max_output_side)
     if req.reference_image is not None:
         raise InvalidInputError("reference_image names a file on the server and is not accepted over the API")
+    if getattr(req, "background", None) is not None:
+        raise InvalidInputError("background names a file on the server and is not accepted over the API")
     for name, value in (("model", req.model), ("controlnet", req.controlnet), ("ip_adapter", req.ip_adapter),
                         ("segment.model", req.segment.model)):
         if value is not None and (not _MODEL_REF.match(value) or ".." in value):
             raise InvalidInputError(f"{name} {value!r} must be a model id (see GET /api/v1/models) or an "
                                     "org/name Hub id present on the server")
-    w, h = photo_size
-    for x, y in [*req.segment.points, *req.segment.neg_points]:
-        if not (0 <= x < w and 0 <= y < h):
-            raise InvalidInputError(f"segment point {x},{y} is outside the {w}x{h} photo")
-    for b in req.segment.boxes:
-        if b[0] < 0 or b[1] < 0 or b[2] > w or b[3] > h:
-            raise InvalidInputError(f"segment box {','.join(map(str, b))} is outside the {w}x{h} photo")
+    resolved = check_inputs(req.generate_request(), photo_size=photo_size, settings=settings)
+    w, h = resolved.canvas_size or photo_size
+    if max(w, h) > settings.max_output_side:  # keep_framing takes the photo's size: bounded here too
+        raise InvalidInputError(f"canvas {w}x{h} is larger than the limit of {settings.max_output_side} px per "
+                                "side" + (" (keep_framing keeps the photo's size)" if req.keep_framing else ""))
+    n = resolved.request.n
+    if n * w * h > settings.max_job_pixels:
+        raise InvalidInputError(f"n={n} candidates of {w}x{h} make {n * w * h} pixels, over the per-job limit "
+                                f"of {settings.max_job_pixels}; ask for fewer or smaller candidates")
+    return resolved
 
 
 def _submit(state, owner: str, body: JobCreate) -> JobPublic:
     photo = state.store.job_photo(owner, body.product_id, body.photo_id)
-    if body.look:  # this key's saved look, under the fields the body gives (packshot.looks)
-        from ...looks import DbLooks, resolve_request
-        from ...schema import GenerateRequest
-        given = GenerateRequest.model_validate(body.model_dump(include=body.model_fields_set - {"product_id", "photo_id"}))
-        resolved = resolve_request(given, DbLooks(state.store, owner)).model_dump()
-        body = JobCreate.model_validate({**resolved, "product_id": body.product_id, "photo_id": body.photo_id})
-    _check_request(body, (photo.width, photo.height), state.settings)
-    request = body.generate_request().model_dump(mode="json")
-    if request["seed"] is None:  # fix the seed now: a job that runs again makes the same images
-        request["seed"] = random.SystemRandom().randrange(2**32 - request["n"])
+    resolved = _check_request(body, (photo.width, photo.height), state.settings)
+    # the seed is fixed now (drawn once, by check_inputs): a job that runs again makes the same images
+    request = resolved.request.model_dump(mode="json")
     job = state.store.create_job(owner, body.product_id, photo.id, request)
     state.queue.submit(job.id)
     return JobPublic.of(job)
