@@ -168,3 +168,40 @@ def test_check_one_image_over_http(clients, tmp_path):
     assert_error(a.post("/api/v1/check", files={"image": ("x.png", b"nope", "image/png")}), 400, "not an image")
     assert_error(a.post("/api/v1/check", files={"image": ("x.png", buf.getvalue(), "image/png")},
                         data={"marketplace": "temu"}), 422, "marketplace")
+
+
+def test_catalog_page_runs_watches_and_downloads_in_chromium(server, clients, products, tmp_path):
+    """The web app's Catalog page in a real Chromium: pick products, run, watch, download the zip."""
+    if "postgres" in str(server.data_dir):
+        pytest.skip("the page is the same on both databases: run once, on SQLite")
+    from test_web import CHROMIUM, CHROMIUM_ARGS, _sync_playwright
+
+    mine, _ = products
+    sync_playwright = _sync_playwright()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+        context.add_init_script(f"localStorage.setItem('packshot.apiKey', {KEY_A!r})")
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{server.url}/#/catalog")
+        page.wait_for_selector("#cat-run")
+        for prod in mine[1:]:  # only the first product
+            page.uncheck(f"#cat-{prod['id']}")
+        page.fill("#cat-count", "1")
+        page.select_option("#cat-size", "1024x1024")
+        page.click("#cat-run")
+        page.wait_for_selector("#cat-zip:not([hidden])", timeout=240_000)
+        assert page.text_content("#cat-state").startswith("succeeded")
+        assert page.locator("table.catalog-items tbody tr").count() == 1
+        with page.expect_download() as dl:
+            page.click("#cat-zip")
+        path = tmp_path / "catalog.zip"
+        dl.value.save_as(path)
+        page.screenshot(path=str(tmp_path / "catalog.png"), full_page=True)
+        browser.close()
+    assert not errors, errors
+    with zipfile.ZipFile(path) as zf:
+        assert set(zf.namelist()) == {"report.html", "summary.json", f"{mine[0]['id']}/main.png",
+                                      f"{mine[0]['id']}/lifestyle_01.png"}

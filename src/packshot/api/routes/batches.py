@@ -317,9 +317,10 @@ def _records(state, owner: str, pub: dict) -> tuple[list[dict], dict[str, list[t
             rec.update(status="failed", reason=it["reason"] or it["status"])
             records.append(rec)
             continue
-        names, thumbs, blobs = [], [], []
+        names, thumbs, blobs, engine = [], [], [], "?"
         for i, rid in enumerate(it["result_ids"]):
             r = state.store.get_result(owner, rid)
+            engine = str((r.parameters or {}).get("Cutout", engine))
             data = state.store.blobs.get(r.blob_sha)
             name = "main.png" if i == 0 else f"lifestyle_{i:02d}.png"
             with Image.open(io.BytesIO(data)) as im:
@@ -328,7 +329,7 @@ def _records(state, owner: str, pub: dict) -> tuple[list[dict], dict[str, list[t
             blobs.append((name, data))
         report = check_image(blobs[0][1], market)
         rec.update(files=names, thumbs=thumbs, preset=None, prompt=pub["spec"].get("prompt"),
-                   look=pub["spec"].get("look"), cutout={"engine": "server", "confidence": None},
+                   look=pub["spec"].get("look"), cutout={"engine": engine, "confidence": None},
                    check={"marketplace": market, "passed": report.passed,
                           "rules": [x.as_dict() for x in report.results]})
         files[it["sku"]] = blobs

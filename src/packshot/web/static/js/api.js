@@ -197,7 +197,7 @@ export async function followJob(jobId, onUpdate, { signal, pollMs = 700 } = {}) 
     return isFinal(job);
   };
   try {
-    const done = await streamEvents(jobId, seen, signal);
+    const done = await streamEvents(`${API}/jobs/${jobId}/events`, seen, signal);
     if (done) return last;
   } catch (err) {
     if (err && err.name === "AbortError") throw err;
@@ -239,9 +239,10 @@ function sleep(ms, signal) {
   });
 }
 
-/** Read text/event-stream; returns true once a final job was seen, false if the stream ended early. */
-async function streamEvents(jobId, onJob, signal) {
-  const response = await request("GET", `${API}/jobs/${jobId}/events`, { raw: true, signal });
+/** Read a text/event-stream at `url` (a job's or a batch's events); `onJob(data)` returns true
+ * when the data is final. Returns true once final data was seen, false if the stream ended early. */
+export async function streamEvents(url, onJob, signal) {
+  const response = await request("GET", url, { raw: true, signal });
   const type = response.headers.get("Content-Type") || "";
   if (!type.includes("text/event-stream") || !response.body) {
     throw new ApiError("no event stream", 405);

@@ -5,6 +5,7 @@ import { getApiKey, onUnauthorized, setApiKey } from "./api.js";
 import { announce, clearError, h, mountInto, showError } from "./dom.js";
 import { renderHome } from "./home.js";
 import { renderProduct } from "./product.js";
+import { renderCatalog } from "./catalog.js";
 
 const view = document.getElementById("view");
 let current = null; // {cleanup()} of the view on screen
@@ -12,6 +13,7 @@ let current = null; // {cleanup()} of the view on screen
 /** Parse location.hash into a route. */
 export function parseRoute(hash = location.hash) {
   const parts = hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+  if (parts[0] === "catalog") return { name: "catalog" };
   if (parts[0] === "product" && parts[1]) {
     const tab = parts[2] === "history" ? "history" : "generate";
     return { name: "product", productId: parts[1], tab };
@@ -38,6 +40,8 @@ async function route() {
   try {
     if (r.name === "product") {
       current = await renderProduct(view, r.productId, r.tab);
+    } else if (r.name === "catalog") {
+      current = await renderCatalog(view);
     } else {
       current = await renderHome(view);
     }
