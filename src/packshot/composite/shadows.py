@@ -121,6 +121,7 @@ def grid_of(prep, layer) -> Grid:
 
 STAND_RUN = 0.3            # a column with this much solid product (fraction of hp) above its bottom stands
 STAND_GAP = 0.5            # ... when its bottom is within this (fraction of hp) of the base: a second foot
+STAND_WIDTH = 0.06         # ... over at least this fraction of the product's width
 
 
 def footprint_profile(bottom: np.ndarray, base: float, hp: float,
@@ -138,9 +139,9 @@ def footprint_profile(bottom: np.ndarray, base: float, hp: float,
     reach, so both outputs are continuous across columns.
 
     Several feet: a column whose bottom is higher (up to ``STAND_GAP * hp``) but carries solid
-    product (``STAND_RUN * hp`` of unbroken alpha above it) stands too: the far shoe of a pair, a
-    chair's back legs. A handle in the air is thin above its underside (its hole follows), so it
-    does not stand. The weights fade over 0.05 hp, so the profile stays continuous.
+    product (``STAND_RUN * hp`` of unbroken alpha above it) over at least ``STAND_WIDTH`` of the
+    product's width stands too: the far shoe of a pair, a chair's back legs. A handle in the air
+    is thin above its underside (its hole follows), so it does not stand. The weights fade over 0.05 hp, so the profile stays continuous.
     """
     reach = FOOTPRINT * hp
     valid = np.isfinite(bottom)
@@ -152,6 +153,12 @@ def footprint_profile(bottom: np.ndarray, base: float, hp: float,
         fade = max(0.05 * hp, 1e-6)
         stand = ((np.nan_to_num(solid) - STAND_RUN * hp) / fade).clip(0, 1) * \
             ((STAND_GAP * hp - full) / fade).clip(0, 1) * valid
+        # a foot is wide: runs of standing columns narrower than STAND_WIDTH of the product's
+        # width (the vertical side of a ring handle) are opened away
+        k = max(3, int(STAND_WIDTH * valid.sum()) | 1)
+        wide = cv2.morphologyEx((stand > 0).astype(np.uint8)[None, :], cv2.MORPH_OPEN,
+                                np.ones((1, k), np.uint8))[0] > 0
+        stand = stand * wide
         lift = np.where(stand > weight, full, lift)
         weight = np.maximum(weight, stand)
     return weight.astype(np.float32), (lift * (weight > 0)).astype(np.float32)
@@ -228,6 +235,13 @@ def contact_map(prep, layer) -> np.ndarray:
     return prep.cached(("contact",), build)
 
 
+def unit(light_dir) -> tuple[float, float]:
+    """The light's travel direction as a unit vector (straight down the image when zero)."""
+    dx, dy = (float(v) for v in light_dir)
+    n = math.hypot(dx, dy)
+    return (dx / n, dy / n) if n > 1e-6 else (0.0, 1.0)
+
+
 def cast_map(prep, layer, light_dir) -> np.ndarray:
     """Cast shadow on the grid for one light direction, float32 in [0, 1] (cached per direction).
 
@@ -235,9 +249,7 @@ def cast_map(prep, layer, light_dir) -> np.ndarray:
     becomes the flat base line), projected with :meth:`Grid.warp_floor`, then raised back: the
     shadow starts right at the arc where the product touches the floor.
     """
-    dx, dy = (float(v) for v in light_dir)
-    n = math.hypot(dx, dy)
-    dx, dy = (dx / n, dy / n) if n > 1e-6 else (0.0, 1.0)
+    dx, dy = unit(light_dir)
     key = ("cast", round(dx, 3), round(dy, 3))
 
     def build():
@@ -290,9 +302,7 @@ def drop_map(prep, layer, light_dir) -> np.ndarray:
     surface, seen from above, casts a short soft shadow all around it, a little more on the side
     the light travels to: the silhouette moved by ``DROP_OFFSET * size`` along the light and
     blurred by ``DROP_SIGMA * size``, plus a tight occlusion right at the outline."""
-    dx, dy = (float(v) for v in light_dir)
-    n = math.hypot(dx, dy)
-    dx, dy = (dx / n, dy / n) if n > 1e-6 else (0.0, 1.0)
+    dx, dy = unit(light_dir)
     key = ("drop", round(dx, 3), round(dy, 3))
 
     def build():

@@ -33,6 +33,8 @@ def _check_request(req: JobCreate, photo_size: tuple[int, int], settings):
         raise InvalidInputError("reference_image names a file on the server and is not accepted over the API")
     if getattr(req, "background", None) is not None:
         raise InvalidInputError("background names a file on the server and is not accepted over the API")
+    if getattr(req, "background", None) is not None:
+        raise InvalidInputError("background names a file on the server and is not accepted over the API")
     for name, value in (("model", req.model), ("controlnet", req.controlnet), ("ip_adapter", req.ip_adapter),
                         ("segment.model", req.segment.model)):
         if value is not None and (not _MODEL_REF.match(value) or ".." in value):

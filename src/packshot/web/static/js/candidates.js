@@ -17,6 +17,23 @@ function number(result, index) {
   return Number.isInteger(result.rank) ? (result.rank >= 1 ? result.rank : result.rank + 1) : 1;
 }
 
+/** "Upscaled 2.3×" when the product was enlarged more than 1.5x from the photo (soft at 100 %). */
+function upscaleBadge(params) {
+  const up = Number((params || {}).Upscale);
+  if (!(up > 1.5)) return null;
+  return h("span", { class: "chip chip-warn", title: "The product was enlarged from the photo and will look soft at 100 %. Use a larger photo, or cap it with max_upscale." },
+    `Upscaled ${up.toFixed(1)}×`);
+}
+
+/** Scene words only a generative engine can draw: said, never silently swapped. */
+function generativeNote(params) {
+  const words = (params || {})["Needs generative engine"];
+  if (!words) return null;
+  return h("p", { class: "result-note small", role: "note" },
+    `“${words}” needs a generative engine: the studio engine drew a studio scene instead. `
+    + "Choose the diffusion engine (needs model weights) or use your own background photo.");
+}
+
 export function candidateAlt(result, index) {
   const score = headlineScore(result.scores);
   return `Candidate ${number(result, index)}, seed ${result.seed}, score ${fmtScore(score)}`;
@@ -155,7 +172,9 @@ export function resultCard(result, opts = {}) {
         h("span", { class: "result-title" }, `#${n}`),
         h("span", { class: "chip", title: scoreDetails || "no scores" }, `score ${fmtScore(score)}`),
         h("span", { class: "muted small" }, `seed ${result.seed}`),
-        result.engine ? h("span", { class: "muted small" }, result.engine) : null),
+        result.engine ? h("span", { class: "muted small" }, result.engine) : null,
+        upscaleBadge(result.parameters)),
+      generativeNote(result.parameters),
       opts.showPrompt
         ? h("p", { class: "result-prompt", title: result.prompt }, result.prompt || h("em", {}, "(no prompt)"))
         : null,

@@ -109,6 +109,11 @@ export function createGenerateTab(ctx) {
     h("option", { value: "" }, "Default (standing on the surface)"),
     h("option", { value: "surface" }, "Standing on the surface"),
     h("option", { value: "center" }, "Centred"));
+  const view = h("select", { id: id("view") },
+    h("option", { value: "" }, "Auto (from the photo)"),
+    h("option", { value: "front" }, "Front"),
+    h("option", { value: "high" }, "From above the table"),
+    h("option", { value: "top" }, "Top (flat lay)"));
   const shadow = h("input", { id: id("shadow"), type: "checkbox", checked: true });
   const format = h("select", { id: id("format") },
     h("option", { value: "png" }, "PNG"), h("option", { value: "jpeg" }, "JPEG"), h("option", { value: "webp" }, "WebP"));
@@ -147,6 +152,7 @@ export function createGenerateTab(ctx) {
         field("Steps", steps),
         field("Guidance", guidance),
         field("Placement", placement),
+        field("Camera view", view),
         field("Format", format),
         h("label", { class: "check span-2" }, shadow, " Add contact shadow"))),
     h("div", { class: "generate-row" }, generateBtn));
@@ -332,6 +338,7 @@ export function createGenerateTab(ctx) {
     if (steps.value !== "") body.steps = Number(steps.value);
     if (guidance.value !== "") body.guidance = Number(guidance.value);
     if (placement.value) body.placement = placement.value;
+    if (view.value) body.view = view.value;
     body.shadow = shadow.checked;
     body.output_format = format.value;
     if (!body.prompt) delete body.prompt; // the server's default prompt
