@@ -69,6 +69,8 @@ def measure_scene(rgb: np.ndarray, product: np.ndarray | None = None) -> tuple[d
             product = cv2.resize(product.astype(np.float32), size, interpolation=cv2.INTER_AREA)
         H, W = rgb.shape[:2]
     keep = np.ones((H, W), bool) if product is None else product < 0.05
+    if keep.sum() < 0.05 * H * W:  # the product fills the frame: measure the whole photo
+        keep = np.ones((H, W), bool)
     lab = to_lab(rgb)
     L = lab[..., 0]
     rows = np.arange(H)[:, None]

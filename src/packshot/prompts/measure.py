@@ -155,6 +155,8 @@ def light_side(L: np.ndarray, weight: np.ndarray) -> str:
     if len(xs) == 0:
         return "front"
     x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    if x1 - x0 < 3 or y1 - y0 < 3:
+        return "front"
     vals = L[ys, xs]
     tx, ty = (x1 - x0) / 3, (y1 - y0) / 3
 
@@ -213,6 +215,9 @@ def measure(rgb: np.ndarray, alpha: np.ndarray) -> Traits:
         size = (max(1, round(rgb.shape[1] * f)), max(1, round(rgb.shape[0] * f)))
         rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
         alpha = cv2.resize(alpha.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    if int((alpha > 0.5).sum()) < 16:
+        from ..errors import NoProductFoundError
+        raise NoProductFoundError("the product is too small to measure (under 16 pixels)")
     lab = to_lab(rgb)
     L = lab[..., 0]
     solid = alpha > 0.9
