@@ -269,6 +269,19 @@ def test_a_broken_internal_module_raises_instead_of_being_skipped(monkeypatch, t
                                                              "segment": {"engine": "classic"}})
 
 
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_a_broken_internal_module_is_not_reported_as_a_missing_extra(command, tmp_path):
+    code = ("import sys; sys.modules['packshot.jobs.celery_app'] = sys.modules['packshot.jobs'] = None; "
+            f"from packshot.cli import main; sys.exit(main([{command!r}, '--port', '1']))" if command == "serve" else
+            "import sys; sys.modules['packshot.jobs.celery_app'] = None; "
+            f"from packshot.cli import main; sys.exit(main([{command!r}]))")
+    env = {**os.environ, "PACKSHOT_DATA_DIR": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert "internal error: ModuleNotFoundError" in r.stderr and "packshot.jobs" in r.stderr
+    assert "extra" not in r.stderr
+
+
 def test_cli_options_come_from_the_schema():
     """Each request field is a CLI option with the schema's description and bounds (help lives once)."""
     r = run_cli("generate", "--help")

@@ -31,7 +31,6 @@ class Settings(BaseModel):
                                   "suggestions and descriptions; none: measured from the photo only.")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
     dtype: str = Field("auto", description="auto | float32 | float16 | bfloat16")
-    offline: bool = Field(True, description="Never download implicitly (local_files_only).")
     max_pixels: int = Field(50_000_000, gt=0, description="Decompression-bomb limit per image.")
     max_upload_bytes: int = Field(40 * 1024 * 1024, gt=0)
     max_output_side: int = Field(4096, gt=0, description="Largest canvas side accepted.")

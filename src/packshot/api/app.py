@@ -149,12 +149,8 @@ def create_app(settings: Settings | None = None, *, queue_options=None, start_qu
     app.add_middleware(MetricsMiddleware, metrics=_LazyMetrics(app))
     app.add_middleware(WebSafetyMiddleware, settings=settings, key_hashes=hashes)  # outermost: headers on every answer
 
-    try:
-        from ..web import mount
-    except ImportError:
-        mount = None
-    if mount is not None:
-        mount(app)
+    from ..web import mount  # part of the package: a broken web module must raise, not vanish
+    mount(app)
     return app
 
 

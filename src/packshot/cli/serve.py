@@ -57,6 +57,8 @@ def run(args) -> int:
         from ..api import create_app
         from ..jobs import QueueOptions
     except ImportError as e:
+        if (e.name or "").startswith("packshot"):  # our own module is broken: a bug, not a missing extra
+            raise
         from ..errors import DependencyMissingError
         raise DependencyMissingError(f"packshot serve ({e.name} is missing)", "server") from None
     # test hook (see packshot.jobs.runner): slow every progress step down, to kill a job mid-way

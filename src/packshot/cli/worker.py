@@ -92,6 +92,8 @@ def run(args) -> int:
     try:
         from ..jobs.celery_app import WorkerContext, make_celery, register_task
     except ImportError as e:
+        if (e.name or "").startswith("packshot"):  # our own module is broken: a bug, not a missing extra
+            raise
         from ..errors import DependencyMissingError
         raise DependencyMissingError(f"packshot worker ({e.name} is missing)", "server") from None
     queues = _queues(args.queues)

@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from ... import __version__
-from ...errors import DependencyMissingError
 from ..deps import StateDep
 from ..schemas import ERRORS, EngineInfo, EnginesPublic, Health, ModelInfo, ModelsPublic, PresetInfo, PromptExample, \
     PromptExamples, PromptFields, PromptPublic
@@ -87,10 +86,7 @@ def models(state: StateDep) -> ModelsPublic:
 
 
 def _prompts():
-    try:
-        from ... import prompts
-    except ImportError:
-        raise DependencyMissingError("the prompt helpers", "core") from None
+    from ... import prompts  # part of the core package: a broken module raises (a bug, not a missing extra)
     return prompts
 
 
