@@ -11,7 +11,8 @@ Sections (``--only NAME`` to run some):
 * ``halo``    a mug rendered on a saturated green backdrop, cut out and composited on white:
               mean CIEDE2000 in the edge band against compositing the truth;
 * ``clicks``  interactive session on a 2400x2400 photo: first preview, then each further click;
-* ``robot``   a simulated user clicking on the largest error after the box: IoU per click.
+* ``robot``   a simulated user clicking on the largest error after the box: IoU per click;
+* ``compare`` ``lset`` ``conf`` ``lspeed``: the learned engine (issue 10), see cutout_learned.py.
 
 usage: python benchmarks/bench_cutout.py [--only set,speed,...] [--repeat 5] [--set-dir DIR]
 """
@@ -20,9 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -35,6 +34,8 @@ SHARED = Path(os.environ.get("PACKSHOT_SHARED", ROOT.parent / "shared"))
 DATA = SHARED / "data"
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
+
+from cutout_learned import SECTIONS as LEARNED_SECTIONS  # noqa: E402
 
 from packshot.segment.classic import ClassicSegmenter  # noqa: E402
 from packshot.types import Photo  # noqa: E402
@@ -59,15 +60,12 @@ def _iou(a: np.ndarray, t: np.ndarray, ignore: np.ndarray | None = None) -> floa
 
 
 def section_set(args) -> None:
-    out = Path(args.set_dir) if args.set_dir else Path(tempfile.mkdtemp(prefix="backdrop_set_"))
-    if not list(out.glob("*.alpha.png")):
-        subprocess.run([sys.executable, str(SHARED / "tools/make_backdrop_set.py"), str(DATA / "matting"),
-                        str(out)], check=True, capture_output=True)
+    from cutout_learned import backdrop_items
+
     seg = ClassicSegmenter()
     per_bd, per_obj, rows, times = defaultdict(list), defaultdict(list), [], []
-    for path in sorted(out.glob("*.jpg")):
-        truth = np.asarray(Image.open(str(path)[:-4] + ".alpha.png").convert("L"), np.float32) / 255
-        rgb = _rgb(path)
+    for path, rgb, truth in backdrop_items(args.set_dir):
+        out = path.parent
         t0 = time.perf_counter()
         alpha = seg.segment(Photo(rgb, source=path.name)).alpha
         times.append(time.perf_counter() - t0)
@@ -270,6 +268,7 @@ def section_robot(args) -> None:
 
 SECTIONS = {"set": section_set, "speed": section_speed, "box": section_box, "halo": section_halo,
             "clicks": section_clicks, "robot": section_robot}
+SECTIONS.update(LEARNED_SECTIONS)  # compare, lset, conf, lspeed: the learned engine (cutout_learned.py)
 
 
 def main() -> None:

@@ -25,6 +25,8 @@ from .resolve import Resolved, SegmentPlan, check_inputs, check_segment
 from .schema import GenerateRequest, SegmentOptions, build
 from .score import rank, score_candidate
 from .segment import SEGMENTERS, Segmenter, resolve_engine
+from .score.ranking import with_cutout_confidence
+from .segment.confidence import low_confidence_note, with_confidence
 from .types import Candidate, Cutout, GenerateResult, Matte, Photo, ProgressFn, Size, no_progress
 
 ImageInput = str | Path | bytes | Photo | np.ndarray
@@ -106,9 +108,10 @@ class Pipeline:
             timings = {"load": t_load, "segment": time.perf_counter() - t1, **matte.timings}
             notes = matte.notes + ((seg.note,) if seg.note else ())
             matte = Matte(alpha=matte.alpha, engine=matte.engine, foreground=matte.foreground,
-                          notes=notes, timings=timings)
+                          notes=notes, timings=timings, confidence=matte.confidence, reasons=matte.reasons)
         if matte.bbox(0.5) is None:
             raise NoProductFoundError(f"{photo.source}: the mask is empty (no product pixels)")
+        matte = with_confidence(matte, boxed=bool(seg.hints.boxes))
         progress("segment", 1.0, f"cut out with {matte.engine}")
         return Cutout(photo=photo, matte=matte)
 
@@ -163,8 +166,11 @@ class Pipeline:
 
         # 7. score and rank (best first)
         t = time.perf_counter()
+        low = low_confidence_note(cut.matte)
         for c in candidates:
-            c.scores = score_candidate(c, layer, placement)
+            c.scores = with_cutout_confidence(score_candidate(c, layer, placement), cut.matte.confidence)
+            if low:
+                c.notes.append(low)
         candidates = rank(candidates)
         timings["score"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - t0

@@ -80,7 +80,9 @@ class SegmentOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     engine: Annotated[str, Cli(flags=("--cutout-engine", "--segmenter"))] = Field(
-        "auto", max_length=40, description="Cutout engine: classic | sam | auto (sam when its weights are present).")
+        "auto", max_length=40, description="Cutout engine: classic | learned | sam | auto (learned when the "
+                                           "u2netp cut-out model is present, else sam when its weights are, "
+                                           "else classic).")
     points: Annotated[list[tuple[int, int]], Cli(flags=("--point",), type="point")] = Field(
         default_factory=list, max_length=MAX_CLICKS, description="A click on the product (x, y); at most 200.")
     neg_points: Annotated[list[tuple[int, int]], Cli(flags=("--neg-point",), type="point")] = Field(
@@ -90,8 +92,9 @@ class SegmentOptions(BaseModel):
         default_factory=list, max_length=MAX_BOXES, description="A box around the product (x0, y0, x1, y1); at most 20.")
     text: str | None = Field(None, max_length=200,
                              description="Name the object to cut out, e.g. 'the bottle' (sam).")
-    model: Annotated[str | None, Cli(flags=("--sam-model",))] = Field(
-        None, max_length=MAX_NAME, description="SAM model id or local folder (sam engine).")
+    model: Annotated[str | None, Cli(flags=("--sam-model", "--cutout-model"))] = Field(
+        None, max_length=MAX_NAME, description="SAM model id or local folder (sam engine), or cut-out model "
+                                               "id or .onnx file (learned engine, default u2netp).")
 
     _text = field_validator("engine", "text", "model")(_clean_text)
 

@@ -87,6 +87,8 @@ class CutoutSessions:
         pipeline = self._pipeline()
         if engine == "sam":
             return pipeline.segmenter("sam").session(photo, preview_side=PREVIEW_SIDE)
+        if engine == "learned":
+            return pipeline.segmenter("learned").session(photo)
         try:
             from ..segment.interactive import InteractiveCutout
         except ImportError:

@@ -193,7 +193,7 @@ class CutoutHints(BaseModel):
     points: list[XY] = Field(default_factory=list, max_length=200, description="Positive clicks [x, y].")
     neg_points: list[XY] = Field(default_factory=list, max_length=200, description="Negative clicks [x, y].")
     boxes: list[XYXY] = Field(default_factory=list, max_length=20, description="Boxes [x0, y0, x1, y1].")
-    engine: Literal["auto", "classic", "sam"] = "auto"
+    engine: Literal["auto", "classic", "learned", "sam"] = "auto"
 
 
 class CutoutPublic(BaseModel):
@@ -201,6 +201,8 @@ class CutoutPublic(BaseModel):
     bbox: list[int] = Field(description="Product box x0,y0,x1,y1 (exclusive end), photo pixels.")
     engine: str
     cutout_url: str
+    confidence: float | None = Field(None, description="How much to trust the cut-out, 0..1 (below 0.5: check it).")
+    reasons: list[str] = Field(default_factory=list, description="Why the confidence is below 1.")
 
 
 # -- prompts, engines, models, health ---------------------------------------------------------

@@ -45,4 +45,9 @@ def run(args) -> int:
           f"product box {x0},{y0},{x1},{y1})")
     for note in cut.matte.notes:
         print(f"note: {note}")
+    from ..segment.confidence import low_confidence_note
+
+    low = low_confidence_note(cut.matte)
+    if low:
+        print(f"warning: {low}")
     return 0

@@ -16,6 +16,11 @@ exposure               ``exposure``                                 1
 raw_product_change     ``exp(-raw_product_change / 64)`` (if any)   0.5
 =====================  ===========================================  ======
 
+Then the cut-out's confidence (:mod:`packshot.segment.confidence`), when known, multiplies it:
+``overall *= sqrt(cutout_confidence)``. A confident cut-out (1.0) leaves the score as it is; a
+clearly wrong one (0.3) takes a 0.96 down to 0.53. It is the same for every candidate of one
+photo, so it does not reorder them; it keeps a wrong cut-out from scoring as if it were fine.
+
 :func:`rank` sorts best first by ``overall``; the sort is stable (equal scores keep the seed order)
 and a missing or non-finite ``overall`` counts as 0. Deterministic: same inputs, same order.
 """
@@ -46,6 +51,16 @@ def overall(scores: dict[str, float]) -> float:
         num += weight * math.log(g)
         den += weight
     return math.exp(num / den) if den else 0.0
+
+
+def with_cutout_confidence(scores: dict[str, float], confidence: float | None) -> dict[str, float]:
+    """``scores`` with the cut-out's confidence as a term and ``overall`` recomputed (unchanged when
+    the confidence is unknown)."""
+    if confidence is None:
+        return scores
+    out = {**scores, "cutout_confidence": float(confidence)}
+    out["overall"] = overall(scores) * math.sqrt(max(0.0, min(1.0, float(confidence))))
+    return out
 
 
 def _key(cand) -> float:

@@ -29,21 +29,35 @@ SEGMENTERS.register("sam", "packshot.segment.sam:SamSegmenter",
                     "Segment Anything (transformers) with points/boxes; CLIP-ranked text prompts.",
                     extra="ai", points=True, boxes=True, text=True)
 
-ENGINE_CHOICES = ("classic", "sam", "auto")
+SEGMENTERS.register("learned", "packshot.segment.learned:LearnedSegmenter",
+                    "Trained cut-out model (u2netp by default, ONNX) fused with the classic refinement.",
+                    points=True, boxes=True, text=False)
+
+ENGINE_CHOICES = ("classic", "learned", "sam", "auto")
+NO_MODEL_NOTE = ("no trained cut-out model here: used the classic engine; for better cut-outs of photos in "
+                 "context run: packshot models pull u2netp")
 
 
 def resolve_engine(requested: str, settings, model: str | None = None) -> tuple[str, str | None]:
     """The segmenter to run for ``requested`` and a note when the choice is worth telling.
 
-    ``auto`` -> ``sam`` when its weights are present locally (cheap check, no torch import), else
-    ``classic`` (the expected case with no weights: no note). Unknown names raise UnknownNameError
-    listing the valid ones. Called once per request, by ``packshot.resolve.check_inputs``.
+    ``auto`` -> ``learned`` when the default cut-out model (u2netp) is present (the expected case
+    after ``make``: no note), else ``sam`` when its weights are present, else ``classic`` with one
+    note saying how to get better cut-outs. Cheap checks: no onnxruntime or torch import. Unknown
+    names raise UnknownNameError listing the valid ones. Called once per request, by
+    ``packshot.resolve.check_inputs``.
     """
     if requested not in ENGINE_CHOICES:
         SEGMENTERS.entry(requested)  # raises UnknownNameError listing the valid names
+    if requested == "learned":  # weights present and of the right kind: checked up front (cheap)
+        from .learned import resolve_model
+        resolve_model(settings, model)
     if requested != "auto":
         return requested, None
+    from .learned import learned_available
+    if learned_available(settings, model):
+        return "learned", None
     from .sam import sam_available
     if sam_available(settings, model):
-        return "sam", "auto: SAM weights found, used sam"
-    return "classic", None
+        return "sam", "auto: no trained cut-out model (packshot models pull u2netp); used sam"
+    return "classic", NO_MODEL_NOTE

@@ -30,6 +30,7 @@ from ..errors import NoProductFoundError
 from ..types import Hints, Matte, Photo, ProgressFn, no_progress
 from . import refine as R
 from .backdrop import AutoResult, Backdrop, ClassicParams, auto_mask, finish_matte, fit_backdrop, texture
+from .confidence import assess
 from .interactive import INSET, InteractiveCutout
 
 __all__ = ["AutoResult", "Backdrop", "ClassicParams", "ClassicSegmenter", "auto_mask", "finish_matte",
@@ -64,7 +65,9 @@ class ClassicSegmenter:
         ``res`` (this photo's backdrop analysis) is handed over so it is not computed twice."""
         # no hints: the session uses its implicit box, the frame inset by interactive.INSET
         matte = InteractiveCutout(photo, classic=self.params, auto=res).commit(Hints(), progress)
-        return replace(matte, notes=matte.notes + (
+        conf = assess(matte.alpha, penalties=((0.45, "no plain backdrop and no trained model: the cut-out is "
+                                               "GrabCut's guess of the main object"),))
+        return replace(matte, confidence=conf.value, reasons=conf.reasons, notes=matte.notes + (
             f"the backdrop is not plain: cut out the main object inside the frame inset {INSET:.0%} (GrabCut); "
             "give a box or clicks to choose another object",))
 

@@ -223,3 +223,44 @@ class LearnedSegmenter:
         progress("segment", 1.0, "cut-out done")
         return replace(matte, engine=self.name, notes=tuple(notes), timings=timings,
                        confidence=conf.value, reasons=conf.reasons)
+
+    # -- interactive ---------------------------------------------------------------------------------
+    def session(self, photo: Photo) -> "LearnedSession":
+        """An interactive session for one photo and one user (the model runs once per box)."""
+        return LearnedSession(self, photo)
+
+
+class LearnedSession:
+    """Clicks on top of the learned cut-out, for ONE photo and ONE user.
+
+    The fused prior is computed once per set of boxes (the model runs once for the whole photo,
+    once per box); ``preview(hints)`` is then the interactive session's cheap update (clicks select
+    the prior's parts, GrabCut only where a click contradicts it). ``commit(hints)`` is the engine's
+    full-resolution ``segment`` (with confidence).
+    """
+
+    def __init__(self, segmenter: LearnedSegmenter, photo: Photo):
+        self.segmenter, self.photo = segmenter, photo
+        rgb = R.flattened_rgb(photo)
+        h, w = rgb.shape[:2]
+        self._rgb = rgb
+        res = auto_mask(R.downscale(rgb, R.preview_scale((w, h), segmenter.classic.preview_side)),
+                        segmenter.classic)
+        self.cutout = InteractiveCutout(photo, classic=segmenter.classic, auto=res)
+        self.preview_size = self.cutout.preview_size
+        self._priors: dict[tuple, np.ndarray | None] = {}
+
+    def _use_prior(self, boxes: tuple) -> None:
+        if boxes not in self._priors:
+            self.cutout.set_prior(None)
+            prior, *_ = self.segmenter._prior(self.cutout, self._rgb, Hints(boxes=boxes), {})
+            self._priors[boxes] = prior
+        self.cutout.set_prior(self._priors[boxes])
+
+    def preview(self, hints: Hints) -> np.ndarray:
+        """Alpha (float32, 0 or 1) at ``preview_size`` for these hints."""
+        self._use_prior(tuple(hints.boxes))
+        return self.cutout.preview(hints)
+
+    def commit(self, hints: Hints, progress: ProgressFn = no_progress) -> Matte:
+        return self.segmenter.segment(self.photo, hints, progress)

@@ -197,7 +197,11 @@ def commit_cutout(photo_id: str, body: CutoutHints, state: StateDep, owner: Owne
         matte = entry.session.commit(hints)
     data, bbox = cutout_png(entry.photo, matte)
     state.store.set_cutout(owner, photo_id, data, matte.engine, bbox)
-    return CutoutPublic(photo_id=photo_id, bbox=bbox, engine=matte.engine, cutout_url=photo_cutout_url(photo_id))
+    if matte.confidence is None:
+        from ...segment.confidence import with_confidence
+        matte = with_confidence(matte, boxed=bool(hints.boxes))
+    return CutoutPublic(photo_id=photo_id, bbox=bbox, engine=matte.engine, cutout_url=photo_cutout_url(photo_id),
+                        confidence=matte.confidence, reasons=list(matte.reasons))
 
 
 @router.get("/photos/{photo_id}/cutout.png", response_class=Response, responses=PNG_RESPONSES)

@@ -290,7 +290,16 @@ export class MaskEditor {
       this.dirty = false;
       this.saveClicks();
       this.updateStatus();
-      announce("Cutout applied");
+      if (out && out.confidence != null && out.confidence < 0.5) {
+        // shown next to the cutout: the engine's own doubt, with its reasons
+        this.statusEl.textContent = `Low cutout confidence ${out.confidence.toFixed(2)}: `
+          + `${(out.reasons || []).join("; ")}. Check it, or add a box or clicks.`;
+        this.statusEl.classList.add("mask-status-warn");
+        announce(this.statusEl.textContent);
+      } else {
+        this.statusEl.classList.remove("mask-status-warn");
+        announce("Cutout applied");
+      }
       return out;
     } catch (err) {
       showError(err, { context: "Cutout" });
