@@ -124,6 +124,28 @@ def test_tall_item_gets_a_podium_and_front_view():
     assert parse_prompt(out[0].prompt).podium == "cylinder"
 
 
+def hanging_shirt(colour=(60, 120, 90), size=(600, 800)):
+    """A T-shirt on a hanger: a thin hook on top, the widest rows (sleeves) in the upper part."""
+    w, h = size
+    m = np.zeros((h, w), np.uint8)
+    cv2.line(m, (300, 60), (300, 120), 255, 8)
+    cv2.ellipse(m, (300, 60), (18, 18), 0, 180, 360, 255, 8)
+    pts = np.array([[300, 120], [140, 170], [60, 300], [130, 340], [170, 260], [170, 700], [430, 700],
+                    [430, 260], [470, 340], [540, 300], [460, 170]], np.int32)
+    cv2.fillPoly(m, [pts], 255)
+    alpha = cv2.GaussianBlur(m.astype(np.float32) / 255, (0, 0), 1.0)
+    img = np.float32(colour)[None, None] * alpha[..., None] + 235.0 * (1 - alpha[..., None])
+    return img.round().astype(np.uint8), alpha
+
+
+def test_item_on_a_hanger_is_hung_against_a_wall():
+    t = measure(*hanging_shirt())
+    assert t.narrow_top and t.widest_at <= 0.4
+    out = suggest_from_traits(t, 3)
+    assert all(s.arrangement == "hanging" and s.surface == "" and s.background.endswith("wall") for s in out)
+    assert all(s.request["placement"] == "center" and parse_prompt(s.prompt).layout == "sweep" for s in out)
+
+
 @pytest.mark.parametrize("colour", [(180, 40, 40), (40, 70, 160), (230, 200, 40), (30, 30, 30), (235, 235, 235),
                                     (120, 60, 140)])
 def test_every_suggestion_is_fully_understood_by_the_studio_engine(colour):
