@@ -91,6 +91,6 @@ def flatlay(look: "Look", rng, h: int, w: int, scale: float) -> np.ndarray:
     surface's near edge in a tabletop scene."""
     if look.floor_kind != "plain":
         kw = dict(look.floor_extra) if look.floor_kind == "marble" else {}
-        return T.render(look.floor_kind, rng, h, w, scale * 0.5, look.floor_rgb, look.texture, **kw)
+        return T.render(look.floor_kind, rng, h, w, scale * 0.8, look.floor_rgb, look.texture, **kw)
     mean = (look.wall_top + look.wall_bottom) * F32(0.5)
-    return T.render("paper", rng, h, w, scale * 0.5, mean, 0.8 * look.texture)
+    return T.render("paper", rng, h, w, scale * 0.8, mean, 0.8 * look.texture)

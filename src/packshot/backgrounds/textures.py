@@ -141,7 +141,7 @@ def marble(rng, h, w, scale, rgb, amount=1.0, vein_rgb=None):
     yy, xx = coords(h, w, scale)
     dark = float(rgb.mean()) < 0.45
     if vein_rgb is None:
-        vein_rgb = np.array([0.92, 0.91, 0.89], F32) if dark else rgb * np.array([0.50, 0.52, 0.56], F32)
+        vein_rgb = np.array([0.85, 0.84, 0.82], F32) if dark else rgb * np.array([0.62, 0.63, 0.66], F32)
     ang = rng.uniform(0.35, 1.0) * (1 if rng.random() < 0.5 else -1)
     t = xx * F32(math.cos(ang)) + yy * F32(math.sin(ang))
     # the turbulence's slope stays below the veins' frequency, so veins bend but never close
@@ -151,13 +151,13 @@ def marble(rng, h, w, scale, rgb, amount=1.0, vein_rgb=None):
     turb = warp(rng, low * F32(1.0) + detail * F32(0.12), scale, 0.04, 1.0)
     freq = F32(2 * math.pi * rng.uniform(1.4, 2.0))
     phase = t * freq + turb * F32(1.6)
-    ridge = F32(1) - np.abs(np.sin(phase * F32(0.5)))        # 1 on the vein, 0 between veins
+    ridge = (F32(1) + np.cos(phase)) * F32(0.5)            # 1 on the vein, 0 between; smooth (no crease)
     presence = np.clip(F32(0.45) + F32(0.7) * lowres(lambda p, q: fbm(rng, p, q, uy * 1.3, ux * 1.3, 3), h, w, 4),
                        F32(0.0), F32(1.0))
-    core = ridge ** 28
-    wash = ridge ** 5
+    core = ridge ** 90
+    wash = ridge ** 12
     fine = _rotated(rng, h, w, scale, 0.6, 3.0, 4, 0.5, ang + rng.uniform(-0.5, 0.5))
-    thin = np.exp(-(fine / F32(0.03)) ** 2) * F32(0.12)
+    thin = np.exp(-(fine / F32(0.03)) ** 2) * F32(0.08)
     veins = (core * F32(0.7) + wash * F32(0.3)) * presence + thin * presence
     cloud = lowres(lambda p, q: fbm(rng, p, q, uy * 1.1, ux * 1.1, 5, 0.55), h, w, 4)
     base = colourise(rgb, F32(1) + F32(0.03 * amount) * cloud)

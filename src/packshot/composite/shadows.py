@@ -314,12 +314,12 @@ def drop_map(prep, layer, light_dir) -> np.ndarray:
                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         soft = _blur(moved, DROP_SIGMA * size)
         tight = _blur(g.sil, max(0.7, 0.004 * size))
-        return np.maximum(0.8 * soft, tight).clip(0, 1)
+        return np.maximum(soft, tight).clip(0, 1)
     return prep.cached(key, build)
 
 
-DROP_OFFSET = 0.012        # flat lay: shadow offset along the light, fraction of the product's size
-DROP_SIGMA = 0.018         # flat lay: its blur, fraction of the product's size
+DROP_OFFSET = 0.018        # flat lay: shadow offset along the light, fraction of the product's size
+DROP_SIGMA = 0.022         # flat lay: its blur, fraction of the product's size
 
 
 def shadow_on_grid(prep, layer, light_dir, strength: float, gloss: float = 0.0,
