@@ -49,8 +49,10 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
-            found.add(target)
-            found.update(f"{target}.{alias.name}" for alias in node.names)  # "from . import sub"
+            subs = {f"{target}.{alias.name}" for alias in node.names} & modules.keys()
+            found.update(subs)  # "from . import sub" needs the submodule, not the package's own code
+            if len(subs) < len(node.names):
+                found.add(target)
     return {m for m in found if m in modules and m != name}
 
 
