@@ -160,3 +160,26 @@ def test_rules_table_and_bad_input(cli, tmp_path):
     assert r.returncode == 2 and "unknown marketplace 'temu'" in r.stderr
     r = cli("check", tmp_path / "missing.png")
     assert r.returncode == 2 and "missing.png" in r.stderr
+
+
+def test_fix_on_a_lifestyle_scene_rescales_crops_and_pads(tmp_path):
+    from packshot.marketplace.fix import fix_image
+
+    yy, xx = np.mgrid[0:400, 0:400]
+    scene = np.dstack([(xx * 0.5 + 40), (yy * 0.4 + 60), np.full_like(xx, 120.0)]).astype(np.uint8)
+    scene[:4] = 20  # a 4 px dark band at the top: a border
+    save_image(scene, tmp_path / "scene.png")
+    rep = check_image(tmp_path / "scene.png", "ebay")
+    bad = {r.check for r in rep.results if r.status == "fail"}
+    assert bad == {"size", "borders"}, [(r.check, r.value) for r in rep.results]
+    res = fix_image(tmp_path / "scene.png", "ebay", tmp_path / "fixed.png")
+    assert res.after.passed, [(r.check, r.value) for r in res.after.results if r.status != "pass"]
+    assert res.actions[0].startswith("cropped the border (top 4, right 0")
+    assert "rescaled 1.25x to 500x495" in res.actions  # the longer side 400 px -> 500 px
+    with Image.open(res.output) as im:
+        assert max(im.size) == 500
+    # walmart wants a square on white: a plain 3:2 product shot is re-laid out on a white square
+    rgb, _ = mug_photo((1800, 1200), "white", jpeg_quality=None)
+    save_image(rgb, tmp_path / "wide.png")
+    res = fix_image(tmp_path / "wide.png", "walmart", tmp_path / "wide-fixed.png")
+    assert res.after.passed and Image.open(res.output).size == (1800, 1800)

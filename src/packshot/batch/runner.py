@@ -146,7 +146,8 @@ def process_row(row: Row, opts: BatchOptions, out: str, settings_json: str) -> d
     t0 = time.perf_counter()
     rec: dict = {"sku": row.sku, "photo": row.photo, "line": row.line, "options_key": opts.key()}
     try:
-        clean_partial(out_p / row.sku)
+        if row.error is None:  # a row's own error (an unsafe SKU) must not touch any folder
+            clean_partial(out_p / row.sku)
         rec.update(make_listing(row, opts, out_p, Settings.model_validate_json(settings_json)))
         rec["status"] = "ok"
     except PackshotError as e:
@@ -154,7 +155,7 @@ def process_row(row: Row, opts: BatchOptions, out: str, settings_json: str) -> d
     except Exception as e:  # a bug must fail this SKU, never the run
         rec.update(status="failed", reason=f"internal error: {type(e).__name__}: {' '.join(str(e).split())}")
     rec["seconds"] = round(time.perf_counter() - t0, 3)
-    if row.error is None:  # a row's own error (unsafe or duplicate SKU) must not touch a folder
+    if row.error is None:
         write_atomic(out_p / row.sku / "sku.json", json.dumps(rec).encode("utf-8"))
     return rec
 

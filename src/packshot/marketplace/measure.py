@@ -4,7 +4,9 @@ Everything is measured on the stored file (format, bytes, mode, ICC profile, XMP
 pixels decoded to sRGB by :func:`packshot.io.load_image` (transparent pixels flattened on white).
 
 * **borders** (per side, px): the run of uniform lines (>= 97% of the line within 8 of its
-  median colour) at an edge whose colour jumps by more than 12 from the uniform lines further in.
+  median colour) at an edge whose colour jumps by more than 12 from the uniform lines further in,
+  or (runs up to 1.5% of the shorter side) from the mean of the first non-uniform line (a frame
+  around a scene).
 * **plain background**: the outer frame (inside any border) is >= 95% within 16 of its median
   colour; ``background_rgb`` is that median. Only then are fill, purity and text measured (a
   lifestyle scene has no backdrop to tell the product from).
@@ -109,30 +111,40 @@ def _file_facts(name: str, data: bytes) -> dict:
             "generated": any(k in params for k in _GEN_KEYS)}
 
 
-def _uniform_run(lines) -> int:
-    """Border width at one edge: ``lines`` yields (n, 3) pixel rows from the edge inwards."""
-    colours = []
+def _uniform_run(lines, short_run: int) -> int:
+    """Border width at one edge: ``lines`` yields (n, 3) pixel rows from the edge inwards.
+
+    A border is a run of uniform lines of one colour followed either by uniform lines of another
+    colour (a frame on a plain backdrop) or, for runs up to ``short_run`` lines, by a line that is
+    not uniform and differs in mean colour (a frame around a scene)."""
+    colours, after = [], None
     for line in lines:
         med = np.median(line, axis=0)
         if np.mean(np.abs(line.astype(np.int16) - med).max(axis=1) <= UNIFORM_TOL) < UNIFORM_SHARE:
+            after = line.mean(axis=0)
             break
         colours.append(med)
+    if not colours:
+        return 0
     for i in range(len(colours) - 1):
         if np.abs(colours[i] - colours[i + 1]).max() > JUMP:
             # the outer run must itself be one colour
             if all(np.abs(colours[j] - colours[0]).max() <= JUMP for j in range(i + 1)):
                 return i + 1
             return 0
+    if after is not None and len(colours) <= short_run and np.abs(colours[0] - after).max() > JUMP:
+        return len(colours)
     return 0
 
 
 def borders(rgb: np.ndarray) -> tuple[int, int, int, int]:
     H, W = rgb.shape[:2]
     depth = max(2, min(H, W) // 25)  # borders up to 4% of the shorter side
-    return (_uniform_run(rgb[i] for i in range(depth)),
-            _uniform_run(rgb[:, W - 1 - i] for i in range(depth)),
-            _uniform_run(rgb[H - 1 - i] for i in range(depth)),
-            _uniform_run(rgb[:, i] for i in range(depth)))
+    short = max(3, round(0.015 * min(H, W)))  # around a scene: up to 1.5%
+    return (_uniform_run((rgb[i] for i in range(depth)), short),
+            _uniform_run((rgb[:, W - 1 - i] for i in range(depth)), short),
+            _uniform_run((rgb[H - 1 - i] for i in range(depth)), short),
+            _uniform_run((rgb[:, i] for i in range(depth)), short))
 
 
 def _frame(rgb: np.ndarray) -> np.ndarray:
