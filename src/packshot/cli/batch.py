@@ -62,7 +62,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from ..batch import BatchOptions, read_rows, run_rows, write_reports
-    from ..batch.runner import OutLock
+    from ..batch.runner import OutLock, clean_partial
     from ..config import Settings
     from ..errors import InvalidInputError
     from ..marketplace import rules_for
@@ -82,6 +82,7 @@ def run(args) -> int:
     if out.exists() and not out.is_dir():
         raise InvalidInputError(f"output {args.output!r} exists and is not a folder")
     with OutLock(out):
+        clean_partial(out)  # a report a killed run was writing
         bar = SkuBar(len(rows))
         result = run_rows(rows, opts, out, Settings.from_env(), workers=args.workers, on_done=bar)
         bar.done()
