@@ -292,3 +292,162 @@ def test_kill9_mid_save_then_restart_leaves_no_orphan_blobs(tmp_path):
         assert c.get(p["photos"][0]["image_url"]).status_code == 200
     finally:
         srv.stop()
+
+
+# -- 7. a server without keys: cross-site requests, slow clients, the port, memory --------------------
+@pytest.fixture(scope="module")
+def open_server(tmp_path_factory):
+    srv = Server(tmp_path_factory.mktemp("hard-open") / "data",
+                 env={"PACKSHOT_HEADER_TIMEOUT_S": 2, "PACKSHOT_BODY_TIMEOUT_S": 2,
+                      "PACKSHOT_RATE_LIMIT_PER_MINUTE": 1_000_000})
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def test_cross_site_posts_are_refused_without_keys(open_server):
+    c = open_server.client()
+    files = {"photo": ("p.png", png(40, 30, seed=910), "image/png")}
+    for headers in ({"origin": "http://evil.example"}, {"sec-fetch-site": "cross-site"},
+                    {"origin": "null"}):
+        assert_error(c.post("/api/v1/products", data={"name": "x"}, files=files, headers=headers), 403, "cross-site")
+    assert c.get("/api/v1/products").json()["count"] == 0  # nothing was created
+    own = c.post("/api/v1/products", data={"name": "mine"}, files=files, headers={"origin": open_server.url})
+    assert own.status_code == 201, own.text
+    assert c.post("/api/v1/products", data={"name": "curl"}, files=files).status_code == 201  # not a browser
+    assert_error(c.delete(f"/api/v1/products/{own.json()['id']}", headers={"origin": "https://evil.example"}),
+                 403, "evil.example")
+
+
+def _raw(server: Server):
+    import socket
+
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    return s
+
+
+def _closed_within(sock, seconds: float) -> bool:
+    """True when the server closes the connection within ``seconds`` (it may answer first)."""
+    sock.settimeout(seconds)
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_slow_clients_are_dropped_and_health_stays_fast(open_server):
+    loris = []
+    for _ in range(40):  # slow headers: a request line and one header, then nothing
+        s = _raw(open_server)
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: 1")
+        loris.append(s)
+    slow_body = _raw(open_server)  # headers complete, body stalls
+    slow_body.sendall(b"POST /api/v1/prompts/build HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 1000\r\n\r\n{\"surface\"")
+    t0 = time.perf_counter()
+    worst = 0.0
+    while time.perf_counter() - t0 < 1.5:  # the server answers others at once meanwhile
+        t = time.perf_counter()
+        assert httpx.get(open_server.url + "/health", timeout=5).status_code == 200
+        worst = max(worst, time.perf_counter() - t)
+    assert worst < 0.5, worst
+    assert all(_closed_within(s, 4.0) for s in loris)  # dropped after the 2 s header timeout
+    slow_body.settimeout(5)
+    answer = slow_body.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert _closed_within(slow_body, 4.0)
+    for s in [*loris, slow_body]:
+        s.close()
+
+
+def test_a_second_server_on_a_taken_port_takes_no_job_and_exits_3(open_server, tmp_path):
+    import subprocess
+    import sys
+
+    c = open_server.client()
+    p = create_product(c, "queued", [png(64, 48, seed=911)])
+    jobs = [c.post("/api/v1/jobs", json={**SMALL_JOB, "product_id": p["id"]}).json() for _ in range(3)]
+    r = subprocess.run([sys.executable, "-m", "packshot", "serve", "--host", "127.0.0.1", "--port",
+                        str(open_server.port), "--data-dir", str(open_server.data_dir)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 3, (r.returncode, r.stdout, r.stderr)
+    assert r.stdout == "" and r.stderr.strip().count("\n") == 0, r.stderr
+    assert f"port {open_server.port}" in r.stderr and "in use" in r.stderr
+    for job in jobs:
+        done = wait_job(c, job["id"], 120)
+        assert done["status"] == "succeeded" and done["attempts"] == 1, done
+
+
+def float_tiff(side: int = 7000) -> bytes:
+    """A float ("F" mode) TIFF of side x side, deflate-compressed to a few hundred KB."""
+    import numpy as np
+
+    a = np.zeros((side, side), np.float32)
+    a[side // 7:6 * side // 7, 2 * side // 7:5 * side // 7] = 0.6
+    buf = io.BytesIO()
+    Image.fromarray(a, "F").save(buf, "TIFF", compression="tiff_adobe_deflate")
+    return buf.getvalue()
+
+
+def _vm(pid: int, key: str) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(key)
+
+
+PEAK_LIMIT = 1_500_000_000  # documented in benchmarks/README-api.md (measured: about 0.7 GB)
+
+
+def test_eight_concurrent_float_tiffs_stay_under_the_memory_budget_and_get_decodes_nothing(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = float_tiff()
+    assert len(data) < 1_000_000
+    srv = Server(tmp_path / "data").start()  # a fresh server: its memory is the uploads' alone
+    try:
+        _eight_float_tiffs(srv, data)
+    finally:
+        srv.stop()
+
+
+def _eight_float_tiffs(srv: Server, data: bytes) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    pid = srv.proc.pid
+    c = srv.client(timeout=180)
+    rss_before = _vm(pid, "VmRSS")
+
+    def upload(i: int) -> dict:
+        for _ in range(60):
+            r = c.post("/api/v1/products", data={"name": f"float {i}"}, files={"photo": ("f.tif", data, "image/tiff")})
+            if r.status_code != 503:
+                assert r.status_code == 201, r.text
+                return r.json()
+            assert int(r.headers["retry-after"]) >= 1
+            time.sleep(int(r.headers["retry-after"]))
+        raise AssertionError("still busy after a minute")
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(8) as pool:
+        products = list(pool.map(upload, range(8)))
+    print(f"8 float TIFF uploads: {time.perf_counter() - t0:.1f} s, peak RSS {_vm(pid, 'VmHWM') / 1e9:.2f} GB "
+          f"(before {rss_before / 1e9:.2f} GB)")
+    peak = _vm(pid, "VmHWM")
+    assert peak < PEAK_LIMIT, f"server peak RSS {peak / 1e9:.2f} GB"
+    assert _vm(pid, "VmRSS") < rss_before + 150_000_000  # memory is given back after the decodes
+    photo = products[0]["photos"][0]
+    assert (photo["width"], photo["height"]) == (7000, 7000)
+    rss0, t0 = _vm(pid, "VmRSS"), time.perf_counter()
+    r = c.get(photo["image_url"])
+    took = time.perf_counter() - t0
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    im = Image.open(io.BytesIO(r.content))
+    assert im.size == (7000, 7000) and im.mode in ("L", "RGB")
+    assert took < 1.0, took                                   # a decode took 2.1 s and 1 GB before
+    assert _vm(pid, "VmRSS") - rss0 < 100_000_000             # nothing the size of the image was decoded
