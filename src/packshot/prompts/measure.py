@@ -16,12 +16,13 @@ deterministic: the same pixels give the same numbers and names.
   cookie) count as highlights.
 * **Shape**: the silhouette's height / width, its solidity (area / convex hull) and where its
   widest row is. Tall (h/w >= 1.25), wide (h/w <= 0.7) or compact.
-* **View** (a simple estimate; the studio engine's own view analysis replaces it when present):
+* **View and light**: the studio engine's estimates (:mod:`packshot.backgrounds.view`), plus:
   "top" when the photo shows no base: no contact shadow under the product (the backdrop just
   under it is not darker than the backdrop beside it by more than 3 L*), a solid, flat-shaded
   silhouette (solidity >= 0.93, vertical shading spread < 12 L*) that is not tall; otherwise
-  "front". A three-quarter high view of a round tin on white (no visible shadow) reads "top".
-* **Light direction**: which side of the product (or of the whole scene) is brighter: the
+  "front" (alone, without the studio engine's estimate). A three-quarter high view of a round
+  tin on white reads "top".
+* **Light direction** (scenes, and products with even shading): which side is brighter: the
   difference of mean L* between the left and right thirds, and the top and bottom thirds; under
   4 L* the light is called frontal.
 """
@@ -111,7 +112,7 @@ class Traits:
     solidity: float
     widest_at: float                     # 0 top .. 1 bottom: where the widest row is
     narrow_top: bool                     # the top tenth is under a quarter of the widest row
-    view: str                            # front | top
+    view: str                            # front | high | top
     light: str                           # left | right | top | bottom | front
     warm: bool
     notes: tuple[str, ...] = field(default=())
@@ -239,11 +240,30 @@ def measure(rgb: np.ndarray, alpha: np.ndarray) -> Traits:
     q = np.quantile(ys, [1 / 3, 2 / 3])
     spread = abs(float(vals[ys < q[0]].mean()) - float(vals[ys > q[1]].mean())) if len(vals) else 0.0
     shadow = _contact_shadow(L, alpha)
-    view = "top" if shadow <= 3.0 and solidity >= 0.93 and spread < 12.0 and shape != "tall" else "front"
+    flat = shadow <= 3.0 and solidity >= 0.93 and spread < 12.0 and shape != "tall"
+    view, light, why = _view_and_light(rgb, alpha, flat, light_side(L, solid.astype(np.float32)))
     h = main.hue
     warm = h is not None and (h <= 100 or h >= 330)
     return Traits(palette=sw, main=main, lightness=round(med, 1), finish=finish,
                   specular=round(specular, 4), shape=shape, aspect=round(float(aspect), 3),
                   solidity=round(solidity, 3), widest_at=round(widest, 3), narrow_top=narrow_top,
-                  view=view, light=light_side(L, solid.astype(np.float32)), warm=warm,
-                  notes=(f"contact shadow {shadow:.1f} L*, shading spread {spread:.1f} L*",))
+                  view=view, light=light, warm=warm,
+                  notes=(f"contact shadow {shadow:.1f} L*, shading spread {spread:.1f} L*", *why))
+
+
+def _view_and_light(rgb: np.ndarray, alpha: np.ndarray, flat: bool, side: str) -> tuple[str, str, tuple[str, ...]]:
+    """The studio engine's own view and light estimates (:mod:`packshot.backgrounds.view`: round
+    top views, high views from the base ellipse, light side from per-row shading), so suggestions
+    match what ``view: auto`` renders; a flat, shadowless silhouette it calls front is a top view
+    here (a notebook or a folded shirt seen from above), and even shading keeps our light side."""
+    try:
+        from ..backgrounds.view import estimate_light, estimate_view
+    except ImportError:  # an install without the studio engine: our own estimate
+        return ("top" if flat else "front"), side, ()
+    view, reason, _ = estimate_view(alpha)
+    if view == "front" and flat:
+        view, reason = "top", "a flat, solid silhouette with no contact shadow: seen from above"
+    lit = estimate_light(rgb, alpha)
+    if lit is not None:
+        side = "left" if lit[0] > 0 else "right"
+    return view, side, (f"view {view}: {reason}", lit[1] if lit else f"light: {side} (even shading)")
