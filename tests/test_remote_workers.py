@@ -132,6 +132,10 @@ def test_worker_keys_are_a_separate_revocable_credential(cluster):
     assert r.returncode == 0 and "revoked worker key 'spare'" in r.stdout, r.stderr
     r = httpx.post(route, json=beat, headers={"X-Worker-Key": spare})
     assert r.status_code == 401 and r.json()["detail"] == "invalid or revoked worker key"
+    r = subprocess.run([sys.executable, "-m", "packshot", "worker", "--data-dir", str(data), "--list-keys"],
+                       capture_output=True, text=True, env=_env({}), cwd=str(ROOT), timeout=120)
+    listed = {line.split()[1]: line for line in r.stdout.splitlines()}
+    assert "revoked" in listed["spare"] and "active" in listed["gpu-a"] and spare not in r.stdout
     # a worker started with the revoked key stops at once with one line
     w = remote_worker(tmp, "revoked", "redis://127.0.0.1:1/0", server.url, spare)
     w.spawn()

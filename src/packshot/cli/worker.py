@@ -109,7 +109,12 @@ def run(args) -> int:
     register_task(app, factory)
     ctx = app.packshot_context()  # open the database / reach the API before taking the first message
     pool = "solo" if args.concurrency == 1 else "threads"
-    served = ctx.summary() if hasattr(ctx, "summary") else f"queues {','.join(queues)}; database and data dir shared"
+    if hasattr(ctx, "summary"):
+        served = ctx.summary()
+    else:
+        from ..jobs.remote import device_info
+        served = (f"queues {','.join(queues)}; device {device_info(settings)['device']}; resident models: none "
+                  f"(at most {settings.resident_models}); database and blob store shared with the server")
     print(f"packshot worker: broker {settings.broker_url}, pool {pool} x{args.concurrency}; {served}", flush=True)
     app.worker_main(["worker", f"--pool={pool}", f"--concurrency={args.concurrency}",
                      f"--loglevel={args.loglevel}", "--without-gossip", "--without-mingle",

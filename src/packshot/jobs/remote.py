@@ -136,6 +136,7 @@ class RemoteBlobs:
         size = len(data)
         offset = self._offset(sha, size)
         deadline = time.monotonic() + self.api.retry_for_s
+        conflicts = 0
         while offset < size:
             end = min(size, offset + self.chunk_size)
             try:
@@ -152,8 +153,12 @@ class RemoteBlobs:
             if r.status_code == 401:
                 raise WorkerKeyRefused(f"the server refused the worker key: {_detail(r)}", 401)
             if r.status_code == 409 or r.status_code >= 500:  # offsets differ, or the server hiccuped
+                conflicts += 1
+                if conflicts > 20:
+                    raise ApiError(f"upload of {sha}: {r.status_code} {_detail(r)} (20 times in a row)")
                 offset = self._offset(sha, size)
                 continue
+            conflicts = 0
             if r.status_code >= 400:
                 raise ApiError(f"upload of {sha}: {r.status_code} {_detail(r)}", r.status_code)
             offset = int(r.json()["offset"])
