@@ -204,3 +204,17 @@ def test_jobs_are_routed_by_what_they_need_and_bad_worker_options_give_one_line(
                            capture_output=True, text=True, env=_env({}), cwd=str(ROOT), timeout=120)
         lines = r.stderr.strip().splitlines()
         assert r.returncode == 2 and len(lines) == 1 and words in lines[0], (args, r.stderr)
+
+
+def test_heartbeat_names_the_resident_models():
+    from packshot.config import Settings
+    from packshot.jobs.remote import models_loaded
+    from packshot.models import model_cache
+
+    settings = Settings(resident_models=7)  # a cache of its own
+    assert models_loaded(settings) == []
+    cache = model_cache(settings)
+    cache.get("sam:/srv/models/sam-vit-base", lambda: object())
+    cache.get(("diffusion", "/srv/models/sd15-inpaint", "float16", "cuda", None), lambda: object())
+    assert models_loaded(settings) == ["sam:sam-vit-base", "diffusion:sd15-inpaint"]
+    cache.clear()

@@ -351,13 +351,29 @@ def _host_memory() -> tuple[int | None, int | None]:
 
 
 def models_loaded(settings: Settings) -> list[str]:
-    """Names of the models resident in this process's model cache."""
+    """The models resident in this process's model cache, as ``kind:folder``. Cache keys are
+    nested tuples and strings holding the model's path, e.g. ``(device, dtype, "sam:/m/sam-vit-base")``
+    or ``(device, dtype, ("diffusion", "/m/sd15-inpaint", ...))``."""
     from ..models import model_cache
+
+    def flat(key):
+        for part in key if isinstance(key, tuple) else (key,):
+            yield from flat(part) if isinstance(part, tuple) else (str(part),)
 
     out = []
     for key in model_cache(settings).keys():
-        first = key[0] if isinstance(key, tuple) and key else key
-        out.append(Path(str(first)).name or str(first))
+        parts = list(flat(key))
+        i = next((j for j, p in enumerate(parts) if "/" in p or os.sep in p), None)
+        if i is None:
+            out.append(parts[-1] if parts else "?")
+            continue
+        kind, path = "", parts[i]
+        if ":" in path and not path.startswith(("/", os.sep)):
+            kind, path = path.split(":", 1)
+        elif i > 0 and parts[i - 1].isidentifier() and parts[i - 1] != "auto":
+            kind = parts[i - 1]
+        name = Path(path).name or path
+        out.append(f"{kind}:{name}" if kind else name)
     return out
 
 
