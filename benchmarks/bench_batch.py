@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -46,9 +47,15 @@ def make_catalog(folder: Path) -> int:
     return n
 
 
+def cpu_children() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)  # every waited-for descendant (the workers too)
+    return ru.ru_utime + ru.ru_stime
+
+
 def run(args: list[str]) -> tuple[float, subprocess.CompletedProcess]:
-    t = time.perf_counter()
+    t, c = time.perf_counter(), cpu_children()
     r = subprocess.run([sys.executable, "-m", "packshot", *args], capture_output=True, text=True)
+    run.cpu = cpu_children() - c
     return time.perf_counter() - t, r
 
 
@@ -67,6 +74,7 @@ def main() -> None:
             load0 = os.getloadavg()[0]
             wall, r = run(["batch", str(photos), "-o", str(out), "--workers", str(w), "--size", a.size,
                            "--lifestyle", "2"])
+            cpu = run.cpu
             summary = json.loads((out / "summary.json").read_text())
             images = summary["counts"]["images"]
             resume, _ = run(["batch", str(photos), "-o", str(out), "--workers", str(w), "--size", a.size,
@@ -74,15 +82,15 @@ def main() -> None:
             mains = sorted(str(p) for p in out.glob("*/main.png"))
             chk, rc = run(["check", *mains, "--marketplace", "amazon"])
             rows.append((w, n, summary["counts"]["ok"], images, wall, images / wall, summary["counts"]["main_passed"],
-                         resume, chk, (load0 + os.getloadavg()[0]) / 2))
+                         resume, chk, (load0 + os.getloadavg()[0]) / 2, cpu))
     print(f"# packshot batch: {n} SKUs, main (amazon 2000x2000) + 2 lifestyle at {a.size}; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     print("| workers | SKUs ok | images | wall | images/s | main images passing amazon | resume run (all done) "
-          "| `packshot check` on the mains | load avg (1 min) |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for w, n, ok, images, wall, ips, passed, resume, chk, load in rows:
+          "| `packshot check` on the mains | load avg (1 min) | CPU time | images per CPU-second |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for w, n, ok, images, wall, ips, passed, resume, chk, load, cpu in rows:
         print(f"| {w} | {ok}/{n} | {images} | {wall:.1f} s | **{ips:.2f}** | {passed}/{ok} | {resume:.1f} s "
-              f"| {chk:.1f} s ({chk / max(ok, 1):.2f} s/image) | {load:.1f} |")
+              f"| {chk:.1f} s ({chk / max(ok, 1):.2f} s/image) | {load:.1f} | {cpu:.1f} s | {images / cpu:.2f} |")
 
 
 if __name__ == "__main__":
