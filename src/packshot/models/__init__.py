@@ -18,48 +18,13 @@ import struct
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Hashable
 
 from ..config import Settings
 from ..errors import MissingWeightsError, ModelError, UnknownNameError
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    id: str
-    kind: str               # sd15-inpaint | sd2-inpaint | sdxl-inpaint | sd15 | sd2 | sdxl | controlnet |
-                            # ip-adapter | sam | clip | clipseg
-    repo_id: str            # Hugging Face repo id
-    licence: str
-    commercial_ok: bool
-    size_gb: float
-    description: str = ""
-    files: tuple[str, ...] = ()   # allow_patterns for `models pull` (empty = whole repo)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def repo_ids(self) -> tuple[str, ...]:
-        """The repo id and its aliases (older names of the same weights)."""
-        return (self.repo_id, *self.extra.get("aliases", ()))
-
-
-MODELS: dict[str, ModelSpec] = {}
-
-# kinds that are diffusers pipelines (a folder with model_index.json)
-PIPELINE_KINDS = ("sd15-inpaint", "sd2-inpaint", "sdxl-inpaint", "sd15", "sd2", "sdxl")
-
-
-def register_model(spec: ModelSpec) -> None:
-    MODELS[spec.id] = spec
-
-
-def get_spec(model_id: str) -> ModelSpec:
-    try:
-        return MODELS[model_id]
-    except KeyError:
-        raise UnknownNameError("model", model_id, sorted(MODELS)) from None
+from .spec import MODELS, PIPELINE_KINDS, ModelSpec, get_spec, register_model  # noqa: F401 (re-exported)
 
 
 def _hf_cached(repo_id: str) -> Path | None:

@@ -17,7 +17,7 @@ model was trained at), ``base`` (the family a ControlNet / IP-Adapter fits: sd15
 """
 from __future__ import annotations
 
-from . import ModelSpec, register_model
+from .spec import ModelSpec, register_model
 
 # What a diffusers pipeline folder needs: configs, tokenizers and safetensors weights. Root-level
 # single-file checkpoints (.ckpt, several GB), pickle .bin weights, safety checkers and
