@@ -146,8 +146,8 @@ class Pipeline:
         # 5. background: one scene per seed (candidate i uses seed + i, drawn once by check_inputs)
         t = time.perf_counter()
         engine = self.engine(resolved.engine)
-        scenes = engine.render(SceneJob(request=request, layer=layer, seeds=resolved.seeds, photo=cut.photo),
-                               progress)
+        scenes = engine.render(SceneJob(request=request, layer=layer, seeds=resolved.seeds, photo=cut.photo,
+                                        resolved=resolved), progress)
         timings["background"] = time.perf_counter() - t
 
         # 6. composite: shadows, edge blend, exact paste-back

@@ -18,13 +18,17 @@ class SceneJob:
     """Input of a background engine.
 
     ``request`` is the GenerateRequest; ``layer`` the product placed on the canvas; ``seeds`` one
-    per candidate; ``photo`` the original photo (for outpainting/keep-framing, None otherwise).
+    per candidate; ``photo`` the original photo (for outpainting/keep-framing, None otherwise);
+    ``resolved`` the :class:`packshot.resolve.Resolved` request (its ``preset``,
+    ``background_rgb``, ``shadow``, ``engine_check``: read them, never re-derive the rules), None
+    when an engine is driven directly.
     """
 
     request: object
     layer: Layer
     seeds: tuple[int, ...]
     photo: Photo | None = None
+    resolved: object | None = None
 
 
 @runtime_checkable
