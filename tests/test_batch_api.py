@@ -170,10 +170,9 @@ def test_check_one_image_over_http(clients, tmp_path):
                         data={"marketplace": "temu"}), 422, "marketplace")
 
 
+@pytest.mark.parametrize("server", ["sqlite"], indirect=True)  # the page is the same on both databases
 def test_catalog_page_runs_watches_and_downloads_in_chromium(server, clients, products, tmp_path):
     """The web app's Catalog page in a real Chromium: pick products, run, watch, download the zip."""
-    if "postgres" in str(server.data_dir):
-        pytest.skip("the page is the same on both databases: run once, on SQLite")
     from test_web import CHROMIUM, CHROMIUM_ARGS, _sync_playwright
 
     mine, _ = products
