@@ -63,7 +63,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     import tiny_pipelines as tp
     from packshot.backgrounds import SceneJob
-    from packshot.backgrounds.diffusion import KEEP_ALPHA, DiffusionEngine
+    from packshot.backgrounds.diffusion import DiffusionEngine
     from packshot.config import Settings
     from packshot.layout import place, plan
     from packshot.models import model_cache
@@ -105,20 +105,21 @@ def main() -> int:
     dlogging.disable_progress_bar()
     bare = StableDiffusionInpaintPipeline.from_pretrained(model, local_files_only=True)
     bare.set_progress_bar_config(disable=True)
-    keep = alpha >= KEEP_ALPHA
-    image = Image.fromarray(rgb)
-    mask = Image.fromarray(np.where(keep, 0, 255).astype(np.uint8), "L")
-    req = job(1).request
+    # the same inputs packshot gives its pipeline: the final prompt, the bucket size, the init and the
+    # grown, block-pooled repaint mask (computed once here, so the bare figure excludes that work)
+    j1 = job(1)
+    p1 = engine.plan(j1)
+    inputs = engine._inputs(p1, j1)
+    g = p1.geometry
 
     def bare_call():
         with torch.inference_mode():
-            out = bare(prompt=[req.prompt], negative_prompt=[req.negative_prompt], image=[image],
-                       mask_image=[mask], height=H, width=W, num_inference_steps=args.steps,
-                       guidance_scale=req.guidance, strength=req.strength,
+            out = bare(prompt=[p1.prompt], negative_prompt=[p1.negative], image=[inputs["init"]],
+                       mask_image=[inputs["mask"]], height=g.padded[1], width=g.padded[0],
+                       num_inference_steps=args.steps, guidance_scale=j1.request.guidance, strength=p1.strength,
                        generator=[torch.Generator("cpu").manual_seed(1)], output_type="np")
         return out.images
 
-    j1 = job(1)
     bare_call(), engine.render(j1)  # warm both
     # interleave the two so that load on this shared machine hits both alike
     bare_runs, ours_runs = [], []
@@ -130,7 +131,22 @@ def main() -> int:
     t_ours, c_ours = (min(r[i] for r in ours_runs) for i in (0, 1))
     m_bare, m_ours = (statistics.median(r[1] for r in runs) for runs in (bare_runs, ours_runs))
     same = np.abs(engine.render(j1)[0].rgb.astype(int) -
-                  (np.clip(bare_call()[0], 0, 1) * 255).round().astype(int)).max()
+                  g.to_canvas((np.clip(bare_call()[0], 0, 1) * 255).round().astype(np.uint8)).astype(int)).max()
+
+    # -- 4. the grey block fringe: the old exact mask vs the grown, block-pooled one ------------------
+    from packshot.backgrounds.diffusion import ModelInfo, plan_geometry, seams
+    fringe = []
+    for label, native in (("SD 1.5/2 (native 512)", 512), ("SDXL (native 1024)", 1024)):
+        info = ModelInfo(path=tmp, name=label, format="diffusers", family="sd", in_channels=9, native=native,
+                         min_side=64)
+        big = GenerateRequest(engine="diffusion", size="2048x2048")
+        gg = plan_geometry((2048, 2048), info)
+        a_w = gg.to_work(place(cut, plan(cut, big)).alpha.astype(np.float32), pad_value=0.0)
+        old = seams.fringe_pixels(seams.exact_mask(a_w), a_w, 8)
+        new = seams.fringe_pixels(seams.repaint_mask(a_w, 8), a_w, 8)
+        ratio = 2048 / gg.padded[0]
+        fringe.append((f"fringe px at 2048x2048, {label}, bucket {gg.padded[0]}x{gg.padded[1]}",
+                       f"old mask {old} working px (~{old * ratio * ratio:.0f} output px), new mask {new}"))
 
     # -- 3. n=4 batched vs 4 singles -------------------------------------------------------------
     j4 = job(4)
@@ -158,6 +174,8 @@ def main() -> int:
         ("4 single calls (best wall / CPU)", f"{t_single * 1000:.0f} ms / {c_single * 1000:.0f} ms "
                                         f"({c_single / c_batch:.2f}x the batched CPU time)"),
         ("n=4 render, default (batched as memory allows)", f"{t_default * 1000:.0f} ms / {c_default * 1000:.0f} ms"),
+        ("working size (bucket) for this canvas", f"{g.padded[0]}x{g.padded[1]} (work {g.work[0]}x{g.work[1]})"),
+        *fringe,
     ]
     width = max(len(r[0]) for r in rows)
     print("| measure".ljust(width + 2) + " | value |")

@@ -52,7 +52,11 @@ def test_catalog_has_the_known_weights_with_licences():
     assert get_spec("clipseg").repo_id == "CIDAS/clipseg-rd64-refined"
     assert "runwayml/stable-diffusion-inpainting" in get_spec("sd15-inpaint").repo_ids  # the old name
     controls = {(s.extra["base"], s.extra["control"]) for s in MODELS.values() if s.kind == "controlnet"}
-    assert controls == {("sd15", "canny"), ("sd15", "depth"), ("sdxl", "canny"), ("sdxl", "depth")}
+    assert controls == {("sd15", "canny"), ("sd15", "depth"), ("sdxl", "canny"), ("sdxl", "depth"),
+                        ("sd2", "inpaint-mask")}
+    recipe = get_spec("sd2-inpaint").extra["recipe"]     # the recommended SD2 recipe: Yahoo's object-aware ControlNet
+    assert get_spec(recipe["controlnet"]).repo_id == "yahoo-inc/photo-background-generation"
+    assert get_spec("sdxl-vae-fp16-fix").kind == "vae"
     assert {s.repo_id for s in MODELS.values() if s.kind == "ip-adapter"} == {"h94/IP-Adapter"}
     with pytest.raises(UnknownNameError, match="sd15-inpaint"):
         get_spec("sd99")
@@ -248,25 +252,65 @@ def test_cli_models_pull_unknown_id(tmp_path):
     assert r.returncode == 2 and "unknown model 'no-such-model'; valid:" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_pull_downloads_with_snapshot_download(tmp_path, monkeypatch):
-    """The online path: snapshot_download gets the repo, allow_patterns and our model dir."""
-    import huggingface_hub
-    seen = {}
+def test_pull_choose_files_fp16_variants_and_no_pickle():
+    from packshot.models.hub import choose_files
+    names = ["model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
+             "unet/diffusion_pytorch_model.fp16.safetensors", "unet/diffusion_pytorch_model.bin",
+             "vae/diffusion_pytorch_model.safetensors", "sd-v1-5-inpainting.ckpt"]
+    every = choose_files(names, None, fp16=False)
+    assert not any(n.endswith((".bin", ".ckpt")) for n in every)           # never pickle
+    fp16 = choose_files(names, ["*.json", "unet/diffusion_pytorch_model.safetensors",
+                                "vae/diffusion_pytorch_model.safetensors"], fp16=True)
+    assert "unet/diffusion_pytorch_model.fp16.safetensors" in fp16          # the variant where there is one
+    assert "unet/diffusion_pytorch_model.safetensors" not in fp16
+    assert "vae/diffusion_pytorch_model.safetensors" in fp16                # none: full precision
 
-    def fake(repo_id, local_dir=None, allow_patterns=None, **kw):
-        seen.update(repo_id=repo_id, local_dir=Path(local_dir), allow_patterns=allow_patterns)
-        Path(local_dir).mkdir(parents=True)
-        (Path(local_dir) / "config.json").write_text("{}")
-        return str(local_dir)
 
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake)
-    s = Settings(model_dir=tmp_path)
-    assert pull("sdxl-inpaint", s) == tmp_path / "sdxl-inpaint"
-    assert seen["repo_id"] == "diffusers/stable-diffusion-xl-1.0-inpainting-0.1"
-    assert "unet/diffusion_pytorch_model.fp16.safetensors" in seen["allow_patterns"]
-    pull("sd15-inpaint", s, config_only=True)
-    assert "model_index.json" in seen["allow_patterns"]
-    assert not any(p.endswith(".safetensors") for p in seen["allow_patterns"])
-    assert pull("someone/some-model", s) == tmp_path / "someone--some-model"
-    assert seen["allow_patterns"] is None
+def _fake_repo(tiny_inpaint: Path, dest: Path) -> Path:
+    shutil.copytree(tiny_inpaint, dest)
+    (dest / "unet" / "diffusion_pytorch_model.bin").write_bytes(b"a pickle the pull must not fetch")
+    return dest
+
+
+def test_cli_pull_from_a_hub_verifies_sha256_and_resumes(tmp_path, tiny_inpaint):
+    """The real huggingface_hub client (HfApi.model_info, hf_hub_url, hf_hub_download) against a
+    local fake Hub (HF_ENDPOINT): an interrupted weights file is resumed by the next pull with an
+    HTTP Range request; every file matches the Hub's published sha256 / blob id."""
+    from fake_hub import FakeHub
+    repo_dir = _fake_repo(tiny_inpaint, tmp_path / "repo")
+    unet = "unet/diffusion_pytorch_model.safetensors"
+    with FakeHub("stable-diffusion-v1-5/stable-diffusion-inpainting", repo_dir) as hub:
+        hub.cut_once = {unet}
+        env = _env(tmp_path / "models", tmp_path / "hf", HF_HUB_OFFLINE="0", HF_ENDPOINT=hub.url,
+                   PACKSHOT_DEVICE="cpu")
+        first = run_cli("models", "pull", "sd15-inpaint", env=env)
+        assert first.returncode == 2 and "Traceback" not in first.stderr, first.stderr
+        assert first.stderr.startswith("packshot: error:") and "run again to resume" in first.stderr
+        dest = tmp_path / "models" / "sd15-inpaint"
+        part = dest / (unet + ".part")
+        assert part.exists() and 0 < part.stat().st_size < (repo_dir / unet).stat().st_size
+        assert not (dest / unet).exists()                         # nothing half-written under the real name
+        have = part.stat().st_size
+        second = run_cli("models", "pull", "sd15-inpaint", env=env)
+        assert second.returncode == 0, second.stderr
+        ranges = [r for m, p, r in hub.requests if m == "GET" and p.endswith(unet) and r]
+        assert ranges == [f"bytes={have}-"]                       # resumed where the first pull stopped
+    for name in ("model_index.json", "unet/config.json", unet, "vae/diffusion_pytorch_model.safetensors",
+                 "text_encoder/model.safetensors", "tokenizer/tokenizer.json"):
+        assert (dest / name).read_bytes() == (repo_dir / name).read_bytes(), name
+    assert not (dest / "unet" / "diffusion_pytorch_model.bin").exists()      # no pickle
+    assert not part.exists() and check_pipeline_folder(dest) is None
+
+
+def test_cli_pull_refuses_a_file_whose_sha256_differs(tmp_path, tiny_inpaint):
+    from fake_hub import FakeHub
+    repo_dir = _fake_repo(tiny_inpaint, tmp_path / "repo")
+    vae = "vae/diffusion_pytorch_model.safetensors"
+    with FakeHub("stable-diffusion-v1-5/stable-diffusion-inpainting", repo_dir) as hub:
+        hub.wrong_sha = {vae}
+        r = run_cli("models", "pull", "sd15-inpaint", env=_env(tmp_path / "models", tmp_path / "hf",
+                                                               HF_HUB_OFFLINE="0", HF_ENDPOINT=hub.url))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "wrong checksum" in r.stderr and "diffusion_pytorch_model.safetensors" in r.stderr
+    dest = tmp_path / "models" / "sd15-inpaint"
+    assert not (dest / vae).exists() and not (dest / (vae + ".part")).exists()

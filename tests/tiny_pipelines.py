@@ -14,7 +14,7 @@ Builders (each returns the folder):
 * :func:`build_sd_text2img`     SD-layout text-to-image pipeline (UNet in_channels=4)
 * :func:`build_sdxl_inpaint`    SDXL-layout inpainting pipeline (two text encoders, in_channels=9)
 * :func:`build_sdxl_text2img`   SDXL-layout text-to-image pipeline
-* :func:`build_controlnet`      a ControlNetModel made from a tiny text-to-image UNet (ControlNetModel.from_unet)
+* :func:`build_controlnet`      a ControlNetModel made with ControlNetModel.from_unet (4-channel, or 9-channel inpainting)
 * :func:`build_single_file`     an SD pipeline exported as ONE original-layout (LDM) ``.safetensors`` file
 * :func:`build_ip_adapter`      an IP-Adapter folder in h94/IP-Adapter's layout (models/…)
 """
@@ -154,12 +154,17 @@ def build_sdxl_text2img(path: Path) -> Path:
     return _save(StableDiffusionXLPipeline(**sdxl_components(4)), path)
 
 
-def build_controlnet(path: Path, sdxl: bool = False) -> Path:
-    """A tiny ControlNetModel (from a 4-channel tiny UNet, like real SD ControlNets), saved as a folder."""
+def build_controlnet(path: Path, sdxl: bool = False, in_channels: int = 4) -> Path:
+    """A tiny ControlNetModel made with ``ControlNetModel.from_unet``, saved as a folder: from a
+    4-channel tiny UNet like real SD ControlNets, or (``in_channels=9``) from a tiny inpainting UNet
+    like Yahoo's photo-background-generation ControlNet (from SD2-inpainting)."""
     from diffusers import ControlNetModel
 
     _seeded()
-    cn = ControlNetModel.from_unet(tiny_unet(4, sdxl=sdxl))
+    cn = ControlNetModel.from_unet(tiny_unet(in_channels, sdxl=sdxl))
+    import torch
+    for zero_conv in [*cn.controlnet_down_blocks, cn.controlnet_mid_block]:   # "trained": non-zero residuals
+        torch.nn.init.normal_(zero_conv.weight, std=0.05)
     cn.save_pretrained(path, safe_serialization=True)
     return Path(path)
 

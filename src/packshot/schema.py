@@ -122,8 +122,9 @@ class GenerateRequest(BaseModel):
 
     prompt: Annotated[str, Cli(flags=("--prompt", "-p"))] = Field(
         "pure white studio background", max_length=1000, description="The scene, in words.")
-    negative_prompt: str = Field(DEFAULT_NEGATIVE_PROMPT, max_length=1000,
-                                 description="What to avoid (diffusion engines).")
+    negative_prompt: str | None = Field(None, max_length=1000,
+                                        description="What to avoid (diffusion engines); default: the model "
+                                                    "family's own negative prompt (recorded).")
     n: int = Field(4, ge=1, le=16, description="Number of candidates.")
     seed: int | None = Field(None, ge=0, le=2**32 - 1,
                              description="Seed of the first candidate; candidate i uses seed + i.")
@@ -147,13 +148,28 @@ class GenerateRequest(BaseModel):
                                     description="How the product is cut out.")
     steps: int = Field(30, ge=1, le=150, description="Denoising steps (diffusion).")
     guidance: float = Field(7.5, ge=0.0, le=30.0, description="Classifier-free guidance (diffusion).")
-    strength: float = Field(1.0, gt=0.0, le=1.0, description="Denoising strength (inpaint/img2img).")
+    strength: float | None = Field(None, gt=0.0, le=1.0,
+                                   description="Denoising strength (inpaint/img2img); default: the model's "
+                                               "(0.99 SDXL inpainting, 1.0 SD inpainting, 0.7 img2img).")
     scheduler: str | None = Field(None, max_length=80,
                                   description="Diffusion scheduler name; None = the model's own.")
     mode: Literal["auto", "inpaint", "text2img", "img2img"] = Field("auto", description="Diffusion mode.")
     seam_pass: bool = Field(False, description="Second diffusion pass on a thin ring around the product.")
     controlnet: str | None = Field(None, max_length=MAX_NAME, description="ControlNet model id/path (diffusion).")
     control_image: Literal["canny", "depth"] = Field("canny", description="ControlNet's control image.")
+    controlnet_scale: float = Field(0.5, ge=0.0, le=2.0,
+                                    description="How strongly the ControlNet steers (diffusion).")
+    control_end: float = Field(0.7, gt=0.0, le=1.0,
+                               description="Fraction of the steps the ControlNet steers; the rest are free.")
+    fill: Literal["blur", "edge", "flat"] = Field(
+        "blur", description="Outpaint: what is under the new canvas before painting: blur (multi-scale blur "
+                            "of the product's colours), edge (its edge colours padded out), flat (the "
+                            "photo's backdrop colour).")
+    product: str | None = Field(None, max_length=100,
+                                description="What the product is ('ceramic mug'): named in diffusion prompts; "
+                                            "default: the cut-out text, if any.")
+    prompt_style: Literal["product", "lifestyle", "none"] = Field(
+        "product", description="Style words added to diffusion prompts (none: the prompt as written).")
     ip_adapter: str | None = Field(None, max_length=MAX_NAME, description="IP-Adapter id/path (diffusion).")
     reference_image: Annotated[str | None, Cli(type="path", metavar="PATH")] = Field(
         None, max_length=4096, description="Style/reference photo path (img2img, IP-Adapter).")

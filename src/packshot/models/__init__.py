@@ -241,7 +241,8 @@ def _env_offline() -> bool:
 def pull(ref: str, settings: Settings, config_only: bool = False, *,
          progress: Callable[[int, int | None], None] | None = None,
          log: Callable[[str], None] | None = None) -> Path:
-    """Download a model into ``settings.model_dir / <id>`` with ``huggingface_hub.snapshot_download``.
+    """Download a model into ``settings.model_dir / <id>`` (Hub repos: :mod:`packshot.models.hub`,
+    each file verified against the Hub's sha256, resumable, fp16 variants on fp16 machines).
 
     ``ref`` is a registry id or a Hugging Face repo id (``owner/name``, whole repo, into
     ``model_dir/owner--name``). ``config_only`` fetches only configs and tokenizers (a few KB: what a
@@ -265,18 +266,17 @@ def pull(ref: str, settings: Settings, config_only: bool = False, *,
         raise ModelError(f"cannot download {ref!r} ({repo}): offline (HF_HUB_OFFLINE=1); unset it, or pull on "
                          f"a machine with network and copy the folder to {dest}")
     try:
-        from huggingface_hub import snapshot_download
+        import huggingface_hub  # noqa: F401
     except ImportError:
         from ..errors import DependencyMissingError
         raise DependencyMissingError("packshot models pull", "ai") from None
-    existed = dest.exists()
-    try:
+    from .hub import pull_repo, wants_fp16
+    try:  # verified against the Hub's sha256, resumable: a failed pull keeps what it finished
         dest.parent.mkdir(parents=True, exist_ok=True)
-        path = snapshot_download(repo, local_dir=dest, allow_patterns=patterns)
+        path = pull_repo(repo, dest, patterns, fp16=not config_only and wants_fp16(settings), log=log)
+    except ModelError:
+        raise
     except Exception as e:  # network, 404, gated repo: classify into one line
-        if not existed and dest.exists():  # nothing half-written: a partial folder would look "present"
-            import shutil
-            shutil.rmtree(dest, ignore_errors=True)
         name = type(e).__name__
         if "RepositoryNotFound" in name:
             why = "no such repository on the Hugging Face Hub (or it is private)"

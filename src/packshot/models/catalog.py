@@ -40,7 +40,10 @@ CATALOG: tuple[ModelSpec, ...] = (
               _CONFIGS + _WEIGHTS_FP32,
               {"aliases": ("runwayml/stable-diffusion-inpainting",), "native": 512}),
     ModelSpec("sd2-inpaint", "sd2-inpaint", "stabilityai/stable-diffusion-2-inpainting", "CreativeML OpenRAIL++-M",
-              True, 5.2, "Stable Diffusion 2 inpainting, 512 px.", _CONFIGS + _WEIGHTS_FP32, {"native": 512}),
+              True, 5.2, "Stable Diffusion 2 inpainting, 512 px. Recommended with --controlnet controlnet-bg-sd2 "
+              "(object-aware backgrounds).", _CONFIGS + _WEIGHTS_FP32,
+              {"native": 512, "recipe": {"controlnet": "controlnet-bg-sd2", "controlnet_scale": 0.5,
+                                         "control_end": 0.7}}),
     ModelSpec("sdxl-inpaint", "sdxl-inpaint", "diffusers/stable-diffusion-xl-1.0-inpainting-0.1", _OPENRAIL_PP,
               True, 6.9, "SDXL 1.0 inpainting 0.1 (fp16 weights), 1024 px.", _CONFIGS + _WEIGHTS_FP16,
               {"native": 1024}),
@@ -64,6 +67,17 @@ CATALOG: tuple[ModelSpec, ...] = (
     ModelSpec("controlnet-depth-sdxl", "controlnet", "diffusers/controlnet-depth-sdxl-1.0", _OPENRAIL_PP,
               True, 2.5, "ControlNet depth for SDXL 1.0 (fp16 weights).",
               ("config.json", "diffusion_pytorch_model.fp16.safetensors"), {"base": "sdxl", "control": "depth"}),
+    # Yahoo's object-aware background ControlNet (arXiv 2404.10157): made with ControlNetModel.from_unet
+    # from SD2-inpainting, so it reads the inpainting UNet's 9 input channels; cuts "object expansion"
+    # 3.6x against SD2-inpainting alone. The repo is a whole pipeline: only its controlnet/ is pulled.
+    ModelSpec("controlnet-bg-sd2", "controlnet", "yahoo-inc/photo-background-generation", "Apache-2.0",
+              True, 1.4, "Object-aware background ControlNet for sd2-inpaint (9-channel inpainting ControlNet).",
+              ("controlnet/config.json", "controlnet/diffusion_pytorch_model.safetensors"),
+              {"base": "sd2", "control": "inpaint-mask", "subfolder": "controlnet"}),
+    # -- VAE ------------------------------------------------------------------------------------------
+    ModelSpec("sdxl-vae-fp16-fix", "vae", "madebyollin/sdxl-vae-fp16-fix", "MIT", True, 0.33,
+              "SDXL VAE that decodes in float16 without NaN/black images (used automatically when present).",
+              ("config.json", "diffusion_pytorch_model.safetensors")),
     # -- IP-Adapter (style of a reference photo) -------------------------------------------------
     ModelSpec("ip-adapter-sd15", "ip-adapter", "h94/IP-Adapter", "Apache-2.0", True, 2.6,
               "IP-Adapter for SD 1.5 with its ViT-H image encoder.",

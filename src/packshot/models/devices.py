@@ -138,3 +138,22 @@ def free_memory_bytes(device: str) -> int | None:
     torch = _torch()
     free, _total = torch.cuda.mem_get_info(torch.device(device))
     return int(free)
+
+
+def free_bytes(device: str) -> int | None:
+    """Memory a new model can take on ``device``: free GPU memory (cuda), available RAM (cpu; mps
+    shares it), None where unknown."""
+    if device.startswith("cuda"):
+        return free_memory_bytes(device)
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil comes with accelerate (the ai extra)
+        return None
+    return int(psutil.virtual_memory().available)
+
+
+def resident_estimate(weights_bytes: int, stored_fp16: bool, dtype_name: str) -> int:
+    """Bytes a model takes once loaded: its weights converted to ``dtype_name`` (fp16 files loaded
+    as float32 double; float32 files loaded as float16 halve), plus 20 % for buffers."""
+    per = 2 if dtype_name in ("float16", "bfloat16") else 4
+    return int(weights_bytes * per / (2 if stored_fp16 else 4) * 1.2)
