@@ -87,6 +87,17 @@ def test_check_inputs_with_only_the_photo_size_names_the_bad_value(fields, size,
         check_inputs(GenerateRequest(**fields), photo_size=size, settings=Settings(max_output_side=4096))
 
 
+def test_api_job_body_resolves_like_the_cli():
+    """A job body without n and a fixed-scene preset: one candidate, as on the command line."""
+    pytest.importorskip("fastapi")
+    from packshot.api.schemas import JobCreate
+
+    body = JobCreate(product_id="p1", preset="amazon", prompt="on marble")
+    assert check_inputs(body.generate_request(), photo_size=(400, 300)).request.n == 1
+    asked = JobCreate(product_id="p1", preset="amazon", n=2)
+    assert check_inputs(asked.generate_request(), photo_size=(400, 300)).request.n == 2
+
+
 def test_library_rejects_bad_requests_before_segmenting(tmp_path):
     rgb, _ = mug_photo((400, 300), "paper", seed=4)
     pipeline = Pipeline(Settings(model_dir=tmp_path / "models", max_output_side=4096))

@@ -99,7 +99,8 @@ class JobCreate(GenerateRequest):
     photo_id: str | None = Field(None, max_length=64, description="Which of its photos (default: the first).")
 
     def generate_request(self) -> GenerateRequest:
-        return GenerateRequest.model_validate(self.model_dump(exclude={"product_id", "photo_id"}))
+        # only the fields the client gave: check_inputs tells "n asked for" from the default
+        return GenerateRequest.model_validate(self.model_dump(exclude={"product_id", "photo_id"}, exclude_unset=True))
 
 
 class JobPublic(BaseModel):
