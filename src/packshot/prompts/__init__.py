@@ -20,10 +20,10 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from ..errors import InvalidInputError
 from . import vocabulary as V
+from .build import FIELDS, build_prompt
+from .dice import random_prompt
 
-FIELDS: tuple[str, ...] = ("surface", "surroundings", "background", "lighting", "mood")
 
 # grading keys that add up, and those that multiply (see the vocabulary's module docstring)
 _ADD = ("brightness", "warmth", "vignette", "gloss_add", "hardness", "shadow", "tilt", "glow", "spot",
@@ -358,24 +358,6 @@ def parse_prompt(text: str | None) -> ParsedPrompt:
         matches=tuple(r.matches), unused=unused, generative=generative)
 
 
-def build_prompt(fields: dict[str, Any]) -> str:
-    """Join structured fields into one prompt, in :data:`FIELDS` order, comma-separated.
-
-    ``fields`` maps field names (surface, surroundings, background, lighting, mood) to text; empty
-    or None values are left out. An unknown field name or a non-text value raises
-    InvalidInputError naming it.
-    """
-    if not isinstance(fields, dict):
-        raise InvalidInputError(f"prompt fields must be a mapping of {', '.join(FIELDS)}, got {type(fields).__name__}")
-    for name, value in fields.items():
-        if name not in FIELDS:
-            raise InvalidInputError(f"unknown prompt field {name!r}; valid: {', '.join(FIELDS)}")
-        if value is not None and not isinstance(value, str):
-            raise InvalidInputError(f"prompt field {name!r} must be text, got {type(value).__name__}")
-    parts = [" ".join(str(fields.get(f) or "").split()).strip(" ,") for f in FIELDS]
-    return ", ".join(p for p in parts if p)
-
-
 @lru_cache(maxsize=1)
 def _examples() -> tuple[dict[str, Any], ...]:
     raw = resources.files(__package__).joinpath("examples.json").read_text(encoding="utf-8")
@@ -396,8 +378,6 @@ def examples(engine: str | None = None) -> list[dict[str, Any]]:
         return exs
     return [e for e in exs if engine in e["engines"]]
 
-
-from .dice import random_prompt  # noqa: E402  (needs build_prompt above)
 
 __all__ = ["FIELDS", "Match", "ParsedPrompt", "Part", "build_prompt", "examples", "parse_prompt",
            "random_prompt"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from .build import build_prompt
+
 # Colours that read well on a backdrop / a surface (all in the colour vocabulary).
 _BACKDROP_COLOURS = ("white", "off white", "cream", "beige", "greige", "light grey", "sage green",
                      "dusty pink", "blush", "terracotta", "powder blue", "navy", "charcoal",
@@ -69,7 +71,6 @@ def _surface(r: random.Random) -> str:
 def random_prompt(seed: int | None = None) -> dict[str, Any]:
     """A random scene: {"prompt": str, "fields": {surface, surroundings, background, lighting,
     mood}}. The same ``seed`` gives the same prompt; None draws a fresh one."""
-    from . import build_prompt
 
     r = random.Random(seed if seed is not None else random.SystemRandom().randrange(2**32))
     if r.random() < 0.12:  # no surface: a seamless sweep
