@@ -1,6 +1,6 @@
 """Contact sheet: seller photos x six everyday prompts, this version next to a previous release.
 
-    python examples/contact_sheet.py                       # rendered photos -> docs/images/contact_sheet.png
+    python examples/contact_sheet.py                       # rendered photos -> docs/images/contact_sheet.jpg
     python examples/contact_sheet.py --photos A.jpg B.jpg C.jpg --background ROOM.jpg \
         --out out/contact_sheet_seed.png                  # your own photos (not for the repo)
     python examples/contact_sheet.py --previous /tmp/prev  # a previous release's checkout to compare
@@ -222,7 +222,7 @@ def build(photos: list[Path], background: Path, out: Path, previous: Path | None
             r += 1
             print(f"row {r}/{rows}: {photo.name} ({vname})", flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out)
+    sheet.save(out, quality=90) if out.suffix.lower() in (".jpg", ".jpeg") else sheet.save(out)
     return out
 
 
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--photos", nargs="+", type=Path, help="product photos (default: rendered ones)")
     ap.add_argument("--background", type=Path, help="a seller background photo (default: rendered)")
     ap.add_argument("--previous", type=Path, help="a previous release's checkout (its src/ is used)")
-    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "images" / "contact_sheet.png")
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "images" / "contact_sheet.jpg")
     a = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
