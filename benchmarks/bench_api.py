@@ -30,6 +30,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 FINISHED = {"succeeded", "failed", "cancelled"}
+METRICS_KEY = "bench-metrics-key"
 
 
 def free_port() -> int:
@@ -171,7 +172,7 @@ async def bench(url: str, key: str, n_jobs: int, n_pollers: int, poll_interval: 
         for jid in job_ids:
             st = (await c.get(f"/api/v1/jobs/{jid}")).json()["status"]
             statuses[st] = statuses.get(st, 0) + 1
-        metrics = (await c.get("/metrics")).text
+        metrics = (await c.get("/metrics", headers={"X-API-Key": METRICS_KEY})).text  # operators only
         info = {"submit_wall_s": t_submit, "all_done_s": t_all, "statuses": statuses, "accepted": len(job_ids),
                 "server": server_side(metrics)}
         return stats, info
@@ -214,6 +215,7 @@ def main() -> int:
     if args.api_only:  # a broker nobody listens on: jobs are accepted and stay queued
         cmd += ["--queue", "celery", "--broker", f"redis://127.0.0.1:{free_port()}/0"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PACKSHOT_")}
+    env["PACKSHOT_METRICS_KEY"] = METRICS_KEY
     log = open(data / "serve.log", "wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT))
     url = f"http://127.0.0.1:{port}"

@@ -451,3 +451,46 @@ def _eight_float_tiffs(srv: Server, data: bytes) -> None:
     assert im.size == (7000, 7000) and im.mode in ("L", "RGB")
     assert took < 1.0, took                                   # a decode took 2.1 s and 1 GB before
     assert _vm(pid, "VmRSS") - rss0 < 100_000_000             # nothing the size of the image was decoded
+
+
+# -- 8. the pieces on their own ----------------------------------------------------------------------
+def test_decode_budget_waits_then_refuses_with_503_and_the_limit_counts_decoded_bytes():
+    from packshot.errors import ImageTooLargeError
+    from packshot.io import DecodeBudget, DecodeBusyError, decoded_bytes, load_image
+
+    budget = DecodeBudget(100 * 2**20, wait_s=0.2)
+    with budget.reserve(80 * 2**20):
+        t0 = time.perf_counter()
+        with pytest.raises(DecodeBusyError) as err:
+            with budget.reserve(40 * 2**20):
+                pass
+        assert 0.15 < time.perf_counter() - t0 < 2 and err.value.http_status == 503
+        with budget.reserve(10 * 2**20):  # what fits goes through at once
+            assert budget.used == 90 * 2**20
+    assert budget.used == 0 and budget.peak == 90 * 2**20
+    with budget.reserve(10**12):  # bigger than the whole budget: runs, alone
+        assert budget.used == budget.total
+    # the limit's bytes: float, 32-bit, CMYK and alpha samples count 4 bytes a pixel, RGB 3, grey 1
+    assert decoded_bytes(100, 100, "F") == decoded_bytes(100, 100, "CMYK") == 4 * decoded_bytes(100, 100, "L")
+    assert decoded_bytes(100, 100, "I;16") == 2 * 100 * 100 and decoded_bytes(100, 100, "RGB") == 3 * 100 * 100
+    buf = io.BytesIO()
+    Image.new("F", (600, 500)).save(buf, "TIFF")
+    with pytest.raises(ImageTooLargeError, match="600x500"):
+        load_image(buf.getvalue(), max_pixels=290_000)
+    photo = load_image(buf.getvalue(), max_pixels=300_000, budget=budget)
+    assert photo.size == (600, 500) and photo.rgb.dtype.name == "uint8" and budget.used == 0
+
+
+def test_redact_replaces_server_paths_in_messages(tmp_path):
+    from pathlib import Path
+
+    from packshot.config import Settings
+    from packshot.redact import redact
+
+    s = Settings(data_dir=tmp_path / "data", model_dir=Path.home() / ".local/share/packshot/models")
+    msg = (f"no weights in {s.model_dir}/sd15 or ~/.local/share/packshot/models/x; db {s.data_dir}/packshot.db; "
+           f"home {Path.home()}/.cache/huggingface/hub")
+    out = redact(msg, s)
+    assert str(tmp_path) not in out and str(Path.home()) + "/" not in out
+    assert "<model dir>/sd15" in out and "<model dir>/x" in out and "<data dir>/packshot.db" in out
+    assert "<hf cache>/hub" in out

@@ -459,6 +459,9 @@ class Store:
 
     def fail(self, job_id: str, worker: str | None, status: str, error: str | None, message: str = "") -> bool:
         assert status in (FAILED, CANCELLED)
+        from ..redact import redact  # clients read these: no server paths (the log has them)
+
+        error, message = redact(error, self.settings) if error else error, redact(message, self.settings)
         now = utcnow()
         cond = [Job.id == job_id, Job.status.in_((QUEUED, RUNNING))]
         if worker is not None:
