@@ -281,3 +281,18 @@ def test_truncated_default_model_in_the_model_dir(tmp_path, u2netp_dir, shared_d
     shutil.copy(u2netp_dir / "u2netp" / "u2netp.onnx", d / "u2netp.onnx")
     r = run_cli("cutout", photo, "--engine", "learned", "-o", tmp_path / "o.png", env=env)
     assert r.returncode == 0, r.stderr
+
+
+def test_sam_takes_the_learned_mask_as_its_prompt(u2netp_dir, tmp_path):
+    """With SAM weights (tiny, random) and u2netp in the same model dir, SAM's automatic mode is
+    prompted with the box of the trained model's mask."""
+    import tiny_sam
+
+    from packshot.segment.sam import SamSegmenter
+
+    d = tiny_sam.build_model_dir(tmp_path / "models", sam=True, clip=False)
+    shutil.copytree(u2netp_dir / "u2netp", d / "u2netp")
+    rgb = np.full((240, 320, 3), 30, np.uint8)
+    rgb[60:180, 100:220] = (220, 120, 40)
+    m = SamSegmenter(Settings(model_dir=d), refine=False).segment(Photo(rgb, source="synthetic"))
+    assert any("trained cut-out model" in n for n in m.notes), m.notes

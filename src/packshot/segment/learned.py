@@ -39,7 +39,7 @@ from . import refine as R
 from .backdrop import AutoResult, ClassicParams, auto_mask
 from .confidence import assess
 from .interactive import InteractiveCutout
-from .onnx_model import CutoutModel
+from .onnx_model import CutoutModel, upsample
 
 DEFAULT_MODEL = "u2netp"
 
@@ -99,6 +99,31 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / u) if u else 1.0
 
 
+def _model_edge(matte: Matte, full: np.ndarray, model_only: bool, rgb: np.ndarray,
+                reach: float = 0.006) -> Matte:
+    """Near the matte's edge (within ``reach`` of the long side), where the full-resolution model
+    map and the band matting disagree on which side of 0.5 a pixel is, take the model's value: its
+    map, upsampled from the model's input size, places the edge more precisely than the preview mask
+    the band was built around. Pixels the model calls background are only overridden when the
+    prior was the model's own mask (not united with GrabCut's, whose extra parts must stay)."""
+    a = matte.alpha
+    inside, model = a >= 0.5, full >= 0.5
+    r = max(1, int(round(reach * max(a.shape))))
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    m8 = inside.astype(np.uint8)
+    near = cv2.dilate(m8, k) != cv2.erode(m8, k)
+    take = near & (model & ~inside | (~model & inside if model_only else False))
+    if not take.any():
+        return matte
+    alpha = a.copy()
+    alpha[take] = full[take]
+    fg = matte.foreground
+    if fg is not None:
+        fg = fg.copy()
+        fg[take] = rgb[take]
+    return replace(matte, alpha=alpha, foreground=fg)
+
+
 class LearnedSegmenter:
     """Segmentation engine ``learned`` (see the module docstring). ``model``: catalog id or .onnx."""
 
@@ -126,7 +151,7 @@ class LearnedSegmenter:
         h, w = rgb.shape[:2]
         sw, sh = size
         if box is None:
-            return cv2.resize(self.model().predict(rgb), (sw, sh), interpolation=cv2.INTER_LINEAR)
+            return upsample(self.model().predict(rgb), (sw, sh))
         x0, y0, x1, y1 = box
         mx, my = self.params.box_margin * (x1 - x0), self.params.box_margin * (y1 - y0)
         cx0, cy0 = max(0, int(x0 - mx)), max(0, int(y0 - my))
@@ -136,7 +161,7 @@ class LearnedSegmenter:
         px0, py0 = int(round(cx0 * fx)), int(round(cy0 * fy))
         px1, py1 = max(px0 + 1, int(round(cx1 * fx))), max(py0 + 1, int(round(cy1 * fy)))
         out = np.zeros((sh, sw), np.float32)
-        out[py0:py1, px0:px1] = cv2.resize(crop, (px1 - px0, py1 - py0), interpolation=cv2.INTER_LINEAR)
+        out[py0:py1, px0:px1] = upsample(crop, (px1 - px0, py1 - py0))
         return out
 
     # -- fusion ------------------------------------------------------------------------------------
@@ -176,13 +201,14 @@ class LearnedSegmenter:
                                    "check the cut-out, or give a box or clicks"), agree
 
     def _prior(self, base: InteractiveCutout, rgb: np.ndarray, hints: Hints,
-               timings: dict) -> tuple[np.ndarray | None, list[str], float | None, np.ndarray]:
+               timings: dict) -> tuple[np.ndarray | None, list[str], float | None, np.ndarray, tuple]:
         t = time.perf_counter()
         box = None
         if hints.boxes:
             b = np.array(hints.boxes)
             box = (int(b[:, 0].min()), int(b[:, 1].min()), int(b[:, 2].max()), int(b[:, 3].max()))
-        prob = self.prob_map(rgb, base.preview_size, box)
+        full = self.prob_map(rgb, (rgb.shape[1], rgb.shape[0]), box)
+        prob = cv2.resize(full, base.preview_size, interpolation=cv2.INTER_AREA)
         timings["segment.model"] = time.perf_counter() - t
         learned = R.drop_specks(prob >= self.params.threshold, min_area=4, min_fraction=0.02)
         notes: list[str] = []
@@ -195,7 +221,7 @@ class LearnedSegmenter:
             prior, note, agree = self._fuse_context(base, learned)
         if note:
             notes.append(note)
-        return prior, notes, agree, prob
+        return prior, notes, agree, prob, (full, prior is learned)
 
     # -- the Segmenter protocol ------------------------------------------------------------------
     def segment(self, photo: Photo, hints: Hints = Hints(), progress: ProgressFn = no_progress) -> Matte:
@@ -208,7 +234,7 @@ class LearnedSegmenter:
         res = auto_mask(p, self.classic)
         timings: dict[str, float] = {}
         session = InteractiveCutout(photo, classic=self.classic, auto=res)
-        prior, notes, agree, prob = self._prior(session, rgb, hints, timings)
+        prior, notes, agree, prob, full_map = self._prior(session, rgb, hints, timings)
         if prior is not None and not prior.any():
             raise NoProductFoundError(f"{photo.source}: the cut-out model found no product "
                                       f"(give a box or clicks)")
@@ -217,6 +243,8 @@ class LearnedSegmenter:
         matte = session.commit(Hints(points=hints.points, neg_points=hints.neg_points, boxes=hints.boxes))
         if hints.text:
             notes.append(f"learned: the text prompt {hints.text!r} is not used (the sam engine reads text)")
+        if prior is not None and not (hints.points or hints.neg_points):
+            matte = _model_edge(matte, *full_map, rgb)
         conf = assess(matte.alpha, prob=prob, agreement=agree, box=bool(hints.boxes))
         timings.update(matte.timings)
         timings["segment.total"] = time.perf_counter() - t0

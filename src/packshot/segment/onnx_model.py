@@ -19,6 +19,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from ..errors import DependencyMissingError, ModelError
 
@@ -100,7 +101,8 @@ class CutoutModel:
 
     def predict(self, rgb: np.ndarray) -> np.ndarray:
         """Foreground map of an HxWx3 uint8 RGB image, float32 ``side`` x ``side`` in [0, 1]."""
-        x = cv2.resize(rgb, (self.side, self.side), interpolation=cv2.INTER_AREA).astype(np.float32)
+        # PIL's Lanczos, as rembg does for these models: its published pre-processing, matched exactly
+        x = np.asarray(Image.fromarray(rgb).resize((self.side, self.side), Image.LANCZOS), np.float32)
         x /= max(float(x.max()), 1e-6) if self.scale_max else 255.0
         x = (x - self.mean) / self.std
         blob = np.ascontiguousarray(x.transpose(2, 0, 1)[None], np.float32)
@@ -117,3 +119,9 @@ class CutoutModel:
         if m.shape != (self.side, self.side):
             m = cv2.resize(m, (self.side, self.side), interpolation=cv2.INTER_LINEAR)
         return np.clip(m, 0, 1).astype(np.float32)
+
+
+def upsample(prob: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A model map resized to ``size`` (w, h) with Lanczos (as rembg's post-processing), in [0, 1]."""
+    img = Image.fromarray(np.round(np.clip(prob, 0, 1) * 255).astype(np.uint8))
+    return np.asarray(img.resize(size, Image.LANCZOS), np.float32) / 255

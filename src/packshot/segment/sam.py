@@ -24,6 +24,7 @@ import numpy as np
 from ..config import Settings
 from ..errors import InvalidInputError, NoProductFoundError
 from ..types import Box, Hints, Matte, Photo, ProgressFn, no_progress
+from .learned import LearnedSegmenter, learned_available
 from .refine import refine_matte
 from .sam_core import (DEFAULT_SAM_MODEL, SAM_MODEL_TYPES, Embedding, MaskProposal, Prediction, SamBundle,
                        SamPredictor, load_sam, mask_nms, photo_key, resolve_sam, restrict_to_boxes,
@@ -78,8 +79,13 @@ class SamSegmenter(SamPredictor):
         elif hints.boxes:
             alpha = self._prompted(emb, hints, None, timings)
         else:
-            alpha, note = self._salient(photo, emb)
-            notes.append(note)
+            box = _learned_box(photo, self.settings)
+            if box is not None:  # the trained cut-out model's product box as SAM's prompt
+                alpha = self._prompted(emb, Hints(boxes=(box,)), None, timings)
+                notes.append("sam: no hints: prompted with the box of the trained cut-out model's mask")
+            else:
+                alpha, note = self._salient(photo, emb)
+                notes.append(note)
         alpha = restrict_to_boxes(alpha, hints.boxes)
         foreground = None
         if self.refine and (alpha >= 0.5).any():
@@ -124,6 +130,24 @@ class SamSegmenter(SamPredictor):
     def session(self, photo: Photo, preview_side: int = 1024) -> "SamSession":
         """A new interactive session for one photo and one user (embedding from this cache)."""
         return SamSession(photo, segmenter=self, preview_side=preview_side)
+
+
+def _learned_box(photo: Photo, settings: Settings, margin: float = 0.03) -> Box | None:
+    """The box (grown by ``margin``) of the learned engine's map on ``photo`` when its default model
+    is present, else None."""
+    if not learned_available(settings):
+        return None
+    from .refine import flattened_rgb
+
+    rgb = flattened_rgb(photo)
+    h, w = rgb.shape[:2]
+    prob = LearnedSegmenter(settings).prob_map(rgb, (w, h))
+    ys, xs = np.nonzero(prob >= 0.5)
+    if len(xs) == 0:
+        return None
+    mx, my = margin * w, margin * h
+    return (max(0, int(xs.min() - mx)), max(0, int(ys.min() - my)),
+            min(w, int(xs.max() + 1 + mx)), min(h, int(ys.max() + 1 + my)))
 
 
 def _refine(photo: Photo, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
