@@ -84,13 +84,16 @@ def test_remote_workers_run_jobs_results_through_the_api(cluster):
     for w in workers:
         assert "queues gpu,cpu; device cpu" in w.log() and "resident models: none (at most 2)" in w.log(), w.log()[-2000:]
     # heartbeats: GET /api/v1/workers (an ordinary API route)
-    listing = c.get("/api/v1/workers").json()
-    assert listing["count"] == 2, listing
+    def idle():  # the jobs are done: the next heartbeat of each worker says so
+        got = c.get("/api/v1/workers").json()
+        return got if got["count"] == 2 and all(not w["current_jobs"] for w in got["items"]) else None
+
+    listing = wait_for(idle, 30, "both workers to report no current job")
     for item in listing["items"]:
         assert item["key_name"] in ("gpu-a", "gpu-b") and item["device"] == "cpu"
         assert item["free_memory"] > 0 and item["total_memory"] >= item["free_memory"]
         assert item["queues"] == ["gpu", "cpu"] and isinstance(item["models_loaded"], list)
-        assert item["current_jobs"] == [] and item["seconds_since_seen"] < 15
+        assert item["seconds_since_seen"] < 15
     # /metrics per queue (operators: from the server's host, no API key)
     text = httpx.get(server.url + "/metrics").text
     assert 'packshot_queue_workers{queue="cpu"} 2.0' in text and 'packshot_queue_workers{queue="gpu"} 2.0' in text
