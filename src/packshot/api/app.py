@@ -62,7 +62,8 @@ def create_app(settings: Settings | None = None, *, queue_options=None, start_qu
     from ..io import DecodeBudget
     from ..redact import redact
     from .middleware import GuardMiddleware, MetricsMiddleware, WebSafetyMiddleware, key_hashes
-    from .routes import jobs, meta, products, results
+    from .routes import jobs, meta, products, results, workers
+    from .routes import looks as looks_routes
 
     settings = settings or Settings()
     queue_options = queue_options or QueueOptions()
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, *, queue_options=None, start_qu
             if runner is not None:
                 metrics.slots = lambda: (runner.slots.busy, runner.slots.n)
             state = AppState(settings=settings, store=store, queue=queue, metrics=metrics, key_hashes=hashes)
+            workers.register_metrics(metrics, queue, store)  # per-queue counts and live workers
             state.cutouts = CutoutSessions(lambda: state.pipeline)
             state.decode_budget = DecodeBudget(settings.decode_budget_bytes)
             app.state.packshot = state
@@ -137,8 +139,9 @@ def create_app(settings: Settings | None = None, *, queue_options=None, start_qu
                             status_code=status, headers={"X-Request-ID": rid, **({"Retry-After": "5"} if status == 503 else {})})
 
     app.include_router(meta.router)
-    for r in (meta.api, products.router, jobs.router, results.router):
+    for r in (meta.api, products.router, jobs.router, results.router, workers.router, workers.listing):
         app.include_router(r, prefix="/api/v1")
+    app.include_router(looks_routes.router, prefix="/api/v1")
     from .routes import batches, check
     app.include_router(batches.router, prefix="/api/v1")
     app.include_router(check.router, prefix="/api/v1")

@@ -33,8 +33,6 @@ def _check_request(req: JobCreate, photo_size: tuple[int, int], settings):
         raise InvalidInputError("reference_image names a file on the server and is not accepted over the API")
     if getattr(req, "background", None) is not None:
         raise InvalidInputError("background names a file on the server and is not accepted over the API")
-    if getattr(req, "background", None) is not None:
-        raise InvalidInputError("background names a file on the server and is not accepted over the API")
     for name, value in (("model", req.model), ("controlnet", req.controlnet), ("ip_adapter", req.ip_adapter),
                         ("segment.model", req.segment.model)):
         if value is not None and (not _MODEL_REF.match(value) or ".." in value):
@@ -54,6 +52,12 @@ def _check_request(req: JobCreate, photo_size: tuple[int, int], settings):
 
 def _submit(state, owner: str, body: JobCreate) -> JobPublic:
     photo = state.store.job_photo(owner, body.product_id, body.photo_id)
+    if body.look:  # this key's saved look, under the fields the body gives (packshot.looks)
+        from ...looks import DbLooks, resolve_request
+        from ...schema import GenerateRequest
+        given = GenerateRequest.model_validate(body.model_dump(include=body.model_fields_set - {"product_id", "photo_id"}))
+        resolved = resolve_request(given, DbLooks(state.store, owner)).model_dump()
+        body = JobCreate.model_validate({**resolved, "product_id": body.product_id, "photo_id": body.photo_id})
     resolved = _check_request(body, (photo.width, photo.height), state.settings)
     # the seed is fixed now (drawn once, by check_inputs): a job that runs again makes the same images
     request = resolved.request.model_dump(mode="json")
