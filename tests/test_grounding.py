@@ -257,6 +257,14 @@ def test_a_product_cut_at_the_bottom_touches_the_canvas_bottom(tmp_path):
         assert (img[-1].astype(int).sum(axis=1) < 200).sum() > 100  # the dark garment reaches the last row
 
 
+def test_a_tight_crop_touching_top_and_bottom_is_a_whole_product():
+    from packshot.backgrounds.view import frame_edges
+    alpha = np.zeros((300, 200), np.float32)
+    alpha[:, 40:160] = 1.0  # a bottle photographed edge to edge
+    assert frame_edges(alpha) == ()
+    assert frame_edges(torso_alpha()) == ("bottom",)
+
+
 def test_a_preset_that_forbids_cropping_says_so():
     cut = _cutout(torso_alpha())
     res = packshot.generate(cut, "white", preset="amazon", n=1, seed=1)

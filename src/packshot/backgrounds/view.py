@@ -44,7 +44,9 @@ def _small(alpha: np.ndarray, work: int = WORK) -> tuple[np.ndarray, float]:
 
 def frame_edges(alpha: np.ndarray) -> tuple[str, ...]:
     """The photo borders the product is cut by: those where the opaque matte covers at least
-    ``EDGE_TOUCH`` of the border's length (and 3 px) in the outermost two rows/columns."""
+    ``EDGE_TOUCH`` of the border's length (and 3 px) in the outermost two rows/columns. A product
+    touching both the top and the bottom border is a tight crop of a whole product (a bottle
+    photographed edge to edge), not a cut one: no edges."""
     on = alpha >= 0.5
     h, w = on.shape
     out = []
@@ -53,6 +55,8 @@ def frame_edges(alpha: np.ndarray) -> tuple[str, ...]:
         covered = int(strip.any(axis=0 if name in ("bottom", "top") else 1).sum())
         if covered >= max(3, EDGE_TOUCH * length):
             out.append(name)
+    if "top" in out and "bottom" in out:
+        return ()  # edge to edge: a photo cropped tight around a whole product, not a cut one
     return tuple(out)
 
 
