@@ -92,7 +92,8 @@ def assess(alpha: np.ndarray, *, prob: np.ndarray | None = None, agreement: floa
         unsure = float(((prob > 0.15) & (prob < 0.85)).sum()) / max(float((prob >= 0.5).sum()), 1.0)
         if unsure > 0.35:
             value *= 0.75
-            reasons.append(f"the trained model is unsure about much of the product ({unsure:.0%})")
+            reasons.append(f"the trained model is unsure about much of the product (unsure area "
+                           f"{unsure:.1f}x the product's)")
     return Confidence(round(float(np.clip(value, 0.0, 1.0)), 3), tuple(reasons))
 
 

@@ -58,6 +58,9 @@ def _session(path: Path, expected_bytes: int | None):
         ort = _ort()
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
+        # no busy-waiting worker threads: on a shared or busy CPU (job threads, other processes)
+        # spinning threads slowed a 320 px u2netp run ~10x here
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             sess = ort.InferenceSession(str(path), sess_options=opts, providers=list(key[3]))
         except Exception as e:  # onnxruntime raises its own types for corrupt/truncated graphs
