@@ -6,10 +6,8 @@ the decoded photo and the engine's session (SAM's image embedding, the classic e
 ``InteractiveCutout`` colour models). Sessions are never shared between keys, and each has its
 own lock (a session serves one request at a time).
 
-Engines: ``sam`` uses ``SamSegmenter.session``; ``classic`` uses
-``packshot.segment.interactive.InteractiveCutout`` when it is installed, else the pipeline's
-cutout on a reduced copy of the photo; ``auto`` is the pipeline's choice (sam when its weights
-are present).
+Engines: ``sam`` uses ``SamSegmenter.session``; the others use
+``packshot.segment.interactive.InteractiveCutout``; ``auto`` is the pipeline's choice.
 """
 from __future__ import annotations
 
@@ -21,44 +19,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import NoProductFoundError
-from ..schema import SegmentOptions, build
-from ..types import Cutout, Hints, Matte, Photo
+from ..schema import SegmentOptions
+from ..types import Cutout, Matte, Photo
 
 PREVIEW_SIDE = 768
-
-
-class _FallbackSession:
-    """Pipeline cutout at a reduced size for previews, at full size for the commit."""
-
-    def __init__(self, pipeline, photo: Photo, engine: str, preview_side: int = PREVIEW_SIDE):
-        import cv2
-
-        self.pipeline, self.photo, self.engine = pipeline, photo, engine
-        w, h = photo.size
-        self.scale = min(1.0, preview_side / max(w, h))
-        pw, ph = max(1, round(w * self.scale)), max(1, round(h * self.scale))
-        self.small = photo if self.scale == 1.0 else Photo(
-            rgb=cv2.resize(photo.rgb, (pw, ph), interpolation=cv2.INTER_AREA), source=photo.source)
-
-    def _opts(self, hints: Hints, s: float) -> SegmentOptions:
-        pw, ph = (self.small if s != 1.0 else self.photo).size
-
-        def pt(p):
-            return min(pw - 1, int(p[0] * s)), min(ph - 1, int(p[1] * s))
-
-        def bx(b):
-            x0, y0 = min(pw - 1, int(b[0] * s)), min(ph - 1, int(b[1] * s))
-            return x0, y0, max(x0 + 1, min(pw, round(b[2] * s))), max(y0 + 1, min(ph, round(b[3] * s)))
-
-        return build(SegmentOptions, {"engine": self.engine, "points": [pt(p) for p in hints.points],
-                                      "neg_points": [pt(p) for p in hints.neg_points],
-                                      "boxes": [bx(b) for b in hints.boxes]})
-
-    def preview(self, hints: Hints) -> np.ndarray:
-        return self.pipeline.cutout(self.small, self._opts(hints, self.scale)).alpha
-
-    def commit(self, hints: Hints) -> Matte:
-        return self.pipeline.cutout(self.photo, self._opts(hints, 1.0)).matte
 
 
 class _Entry:
@@ -89,10 +53,7 @@ class CutoutSessions:
             return pipeline.segmenter("sam").session(photo, preview_side=PREVIEW_SIDE)
         if engine == "learned":
             return pipeline.segmenter("learned").session(photo)
-        try:
-            from ..segment.interactive import InteractiveCutout
-        except ImportError:
-            return _FallbackSession(pipeline, photo, engine)
+        from ..segment.interactive import InteractiveCutout  # ours: a broken module raises, never hidden
         return InteractiveCutout(photo)
 
     def get(self, owner: str, photo_id: str, engine: str, load_photo) -> _Entry:

@@ -35,11 +35,6 @@ class Ring:
         self.flat, self.tile, self.ntiles = flat, tile, ntiles
         self.alpha = alpha  # (N,) float32 alpha of each pixel (the ``band`` ring only)
 
-    def tile_alpha(self) -> np.ndarray:
-        """Mean alpha per tile (0 where the tile has no ring pixel)."""
-        cnt = np.bincount(self.tile, minlength=self.ntiles)
-        return np.bincount(self.tile, weights=self.alpha, minlength=self.ntiles) / np.maximum(cnt, 1)
-
     def __len__(self) -> int:
         return len(self.flat)
 
