@@ -19,6 +19,7 @@ from pathlib import Path
 from services import Server, create_product, photo_bytes, wait_job
 
 KEY = "fuzz-key-1"
+METRICS_KEY = "schemathesis-operator-key"
 
 
 def schemathesis_config(ids: dict[str, list[str]]) -> str:
@@ -51,7 +52,8 @@ def run_schemathesis(server: Server, config: Path, cwd: Path, *extra: str) -> st
 def test_schemathesis_finds_no_server_errors(tmp_path):
     # small canvases only, so that the jobs schemathesis manages to create stay cheap
     server = Server(tmp_path / "data", api_keys=(KEY,), args=("--model-slots", "1"),
-                    env={"PACKSHOT_MAX_OUTPUT_SIDE": 512, "PACKSHOT_RATE_LIMIT_PER_MINUTE": 1_000_000}).start()
+                    env={"PACKSHOT_MAX_OUTPUT_SIDE": 512, "PACKSHOT_RATE_LIMIT_PER_MINUTE": 1_000_000,
+                         "PACKSHOT_METRICS_KEY": METRICS_KEY}).start()
     try:
         with server.client() as c:
             products = [create_product(c, f"seed {i}", [photo_bytes(seed=i)]) for i in range(2)]
@@ -65,7 +67,7 @@ def test_schemathesis_finds_no_server_errors(tmp_path):
                          "--phases", "examples,coverage,fuzzing,stateful", "--max-time", "80")
         run_schemathesis(server, config, tmp_path, "--include-method", "DELETE", "--max-examples", "10",
                          "--phases", "examples,coverage,fuzzing", "--max-time", "20")
-        with server.client() as c:
+        with server.client(METRICS_KEY) as c:  # /metrics is for operators only
             metrics = c.get("/metrics").text
         counted = re.findall(r'packshot_http_requests_total\{method="(\w+)",route="([^"]*)",status="(\d+)"\} (\S+)',
                              metrics)

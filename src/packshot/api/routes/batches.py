@@ -349,7 +349,10 @@ def _report(state, owner: str, batch_id: str) -> tuple[dict, str, dict]:
     return summary, render_html(summary, records), files
 
 
-@router.get("/batches/{batch_id}/report", response_class=HTMLResponse)
+# response_class=Response (no media type) so the declared 4xx bodies stay JSON in the OpenAPI
+# document; with HTMLResponse FastAPI would declare them text/html.
+@router.get("/batches/{batch_id}/report", response_class=Response,
+            responses={200: {"content": {"text/html": {}}}})
 def batch_report(batch_id: str, state: StateDep, owner: OwnerDep) -> HTMLResponse:
     """The contact sheet (self-contained HTML) once the batch has finished (409 while it runs)."""
     _, html, _ = _report(state, owner, batch_id)
