@@ -155,6 +155,11 @@ class GenerateRequest(BaseModel):
                                   description="Diffusion scheduler name; None = the model's own.")
     mode: Literal["auto", "inpaint", "text2img", "img2img"] = Field("auto", description="Diffusion mode.")
     seam_pass: bool = Field(False, description="Second diffusion pass on a thin ring around the product.")
+    upscaler: str | None = Field(
+        None, max_length=MAX_NAME, description="Diffusion, when the model works below the output size: how the "
+                                               "background is enlarged: an upscaler model (registry id, e.g. "
+                                               "realesrgan-x4, or a .onnx path), 'hires' (a low-strength second "
+                                               "pass at the output size) or 'lanczos' (the default).")
     controlnet: str | None = Field(None, max_length=MAX_NAME, description="ControlNet model id/path (diffusion).")
     control_image: Literal["canny", "depth"] = Field("canny", description="ControlNet's control image.")
     controlnet_scale: float = Field(0.5, ge=0.0, le=2.0,

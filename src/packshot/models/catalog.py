@@ -181,3 +181,27 @@ CAPTIONERS: tuple[ModelSpec, ...] = (
 )
 for _spec in CAPTIONERS:
     register_model(_spec)
+
+# -- upscalers (diffusion backgrounds below the output size; backgrounds/diffusion/upscale.py) -------
+# Real-ESRGAN (Wang et al. 2021, BSD-3-Clause) exported to ONNX: RGB in [0, 1], N x 3 x H x W in,
+# N x 3 x sH x sW out. The authors publish PyTorch .pth files only (github.com/xinntao/Real-ESRGAN
+# releases); the ONNX files below are pinned to a commit. Qualcomm AI Hub's x4plus export takes
+# fixed 128 x 128 tiles (its sha256 is the Hub's LFS oid of that commit).
+_QUALCOMM_X4 = ("https://huggingface.co/qualcomm/Real-ESRGAN-x4plus/resolve/"
+                "6a7e0c049f123d9f1c81a567c0442cfd3fedf011/Real-ESRGAN-x4plus.onnx")
+_X2 = ("https://huggingface.co/tidus2102/Real-ESRGAN/resolve/610d2a0128178c67407fbad3b9a90b8849ddd6c2/"
+       "Real-ESRGAN_x2plus.onnx")
+UPSCALERS: tuple[ModelSpec, ...] = (
+    ModelSpec("realesrgan-x4", "upscaler", "realesrgan-x4", "BSD-3-Clause", True, 0.067,
+              "Real-ESRGAN x4plus (ONNX, Qualcomm AI Hub export, 128 px tiles): x4 background upscaler.",
+              ("Real-ESRGAN-x4plus.onnx",),
+              {"file": "Real-ESRGAN-x4plus.onnx", "bytes": 67123260,
+               "sha256": "e25d35c847f81e51a6f89cb939c373c9dc535871a820a4ab87ed1207a457f5c8",
+               "sources": ({"url": _QUALCOMM_X4},)}),
+    ModelSpec("realesrgan-x2", "upscaler", "realesrgan-x2", "BSD-3-Clause", True, 0.067,
+              "Real-ESRGAN x2plus (ONNX community export, no checksum published): x2 background upscaler.",
+              ("Real-ESRGAN_x2plus.onnx",),
+              {"file": "Real-ESRGAN_x2plus.onnx", "sources": ({"url": _X2},)}),
+)
+for _spec in UPSCALERS:
+    register_model(_spec)

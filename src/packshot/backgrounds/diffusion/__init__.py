@@ -15,7 +15,8 @@ The modules: :mod:`.inspect` (what a model is, no torch), :mod:`.plan` (every ch
 ``check()`` runs it up front), :mod:`.resolution` (native working size in aspect buckets),
 :mod:`.seams` (repaint mask, outpaint fill, seam ring), :mod:`.control` (ControlNet inputs),
 :mod:`.prompts` (final prompt), :mod:`.loading` (pipelines, ``from_pipe`` variants), :mod:`.run`
-(per-run arguments, batching, progress, the seam pass). The product is pasted back exactly by the
+(per-run arguments, batching, progress, the seam pass), :mod:`.upscale` (the background to the
+output size: an ONNX upscaler, a hires second pass, or Lanczos). The product is pasted back exactly by the
 compositor; ``Scene.raw_product`` keeps the model's own pixels for fidelity scores. Every setting
 is honoured or reported in ``Scene.notes``; the parameters record the working size, the strength
 and the exact final prompt.
@@ -41,6 +42,7 @@ from .resolution import Geometry, buckets, cover_crop, plan_geometry
 from .run import SEAM_STRENGTH, Progress, RunArgs, chunk_size, first_pass, seam_pass, seam_ring
 from .seams import KEEP_ALPHA, outpaint_init, repaint_mask, ring_mask
 from .stack import import_stack, quiet
+from .upscale import to_canvas
 
 __all__ = ["DiffusionEngine", "ModelInfo", "Plan", "Geometry", "plan_geometry", "buckets", "canny_control",
            "depth_control", "ring_mask", "repaint_mask", "inspect_model", "KEEP_ALPHA", "DEFAULT_MODELS",
@@ -141,10 +143,11 @@ class DiffusionEngine:
         notes = plan.notes + holder.notes
         n = len(job.seeds)
         chunk = chunk_size(n, plan.geometry.padded, rt, self.cpu_batch)
+        hires = int(plan.geometry.upscaled and plan.upscaler is not None and plan.upscaler.kind == "hires")
         run = RunArgs(torch=torch, plan=plan, prompt=plan.prompt, negative=plan.negative, steps=req.steps,
                       guidance=req.guidance, strength=plan.strength if plan.strength is not None else 1.0,
                       seeds=list(job.seeds), chunk=chunk, rt=rt,
-                      progress=Progress(progress, -(-n // chunk) * (2 if req.seam_pass else 1), req.steps),
+                      progress=Progress(progress, -(-n // chunk) * (1 + bool(req.seam_pass) + hires), req.steps),
                       controlnet_scale=req.controlnet_scale, control_end=req.control_end,
                       scheduler_cls=scheduler_cls)
         with holder.lock, quiet():
@@ -162,9 +165,12 @@ class DiffusionEngine:
             if req.seam_pass:
                 outs = seam_pass(holder, run, firsts)
             t_seam = time.perf_counter() - t_seam
-        params = self._params(plan, req, run, sampler)
+            t_up = time.perf_counter()
+            outs, up_params = to_canvas(holder, run, job, outs)
+            t_up = time.perf_counter() - t_up
+        params = {**self._params(plan, req, run, sampler), **up_params}
         timings = {"model_load": holder.load_seconds if loaded_now else 0.0, "denoise": t_gen / n,
-                   "seam_pass": t_seam / n if req.seam_pass else 0.0,
+                   "seam_pass": t_seam / n if req.seam_pass else 0.0, "upscale": t_up / n,
                    "engine_total": (time.perf_counter() - t_start) / n}
         scenes = [self._scene(job, plan, seed, first, final, notes, params, timings)
                   for seed, first, final in zip(job.seeds, firsts, outs)]
@@ -174,7 +180,7 @@ class DiffusionEngine:
     # -- helpers -----------------------------------------------------------------------------------
     def _scene(self, job, plan: Plan, seed, first, final, notes, params, timings) -> Scene:
         g = plan.geometry
-        rgb = g.to_canvas(final)
+        rgb = final                           # already at the canvas size (upscale.to_canvas)
         if plan.task == "inpaint":
             raw = g.to_canvas(first)          # the model's own pixels under the product (pass 1)
         elif job.request.seam_pass:

@@ -16,8 +16,9 @@ from ...config import Settings
 from ...errors import InvalidInputError, MissingWeightsError, ModelError
 from ...models import MODELS, PIPELINE_KINDS, resolve
 from .inspect import ControlNetInfo, IPAdapterInfo, ModelInfo, inspect_controlnet, inspect_ip_adapter, inspect_model
-from .prompts import assemble
+from .prompts import assemble, product_noun
 from .resolution import Geometry, plan_geometry
+from .upscale import Upscaler, check_upscaler
 
 # Defaults (the one place each lives). Registry ids tried in order when no model is given.
 DEFAULT_MODELS = {"inpaint": ("sdxl-inpaint", "sd2-inpaint", "sd15-inpaint"), "text2img": ("sdxl", "sd15")}
@@ -41,6 +42,7 @@ class Plan:
     controlnet: ControlNetInfo | None = None
     ip_adapter: IPAdapterInfo | None = None
     reference: np.ndarray | None = None      # HxWx3 uint8 (img2img init and/or IP-Adapter image)
+    upscaler: Upscaler | None = None         # how a background below the canvas size is enlarged
     notes: list[str] = field(default_factory=list)
 
 
@@ -122,6 +124,10 @@ def check_request(req, s: Settings) -> Plan:
     if req.reference_image and (task == "img2img" or plan.ip_adapter):
         if not Path(req.reference_image).expanduser().is_file():
             raise InvalidInputError(f"reference_image {req.reference_image!r}: no such file")
+    plan.upscaler = check_upscaler(req.upscaler, s)
+    if product_noun(req) is None and s.captioner:
+        from ...captioner import resolve_captioner
+        resolve_captioner(None, s)          # present and a captioner: checked before any work
     if req.guidance <= 1.0:
         notes.append(f"guidance {req.guidance:g} <= 1 turns classifier-free guidance off: "
                      f"the negative prompt is not used")
@@ -138,13 +144,35 @@ def make_plan(job, s: Settings) -> Plan:
         plan.mode = "inpaint" if same else "outpaint"
     g = plan.geometry = plan_geometry(job.layer.size, plan.info)
     if g.resized:
-        how = "upscaled with Lanczos" if g.upscaled else "downscaled"
+        how = f"upscaled with {plan.upscaler.describe() if plan.upscaler else 'Lanczos'}" if g.upscaled \
+            else "downscaled"
         plan.notes.append(f"generated at {g.work[0]}x{g.work[1]} (model {plan.info.name}: native {plan.info.native} "
                           f"px, bucket {g.padded[0]}x{g.padded[1]}), background {how} to "
                           f"{job.layer.size[0]}x{job.layer.size[1]}; the product is pasted at full resolution")
+    if plan.upscaler is not None and not g.upscaled:
+        plan.notes.append(f"upscaler {req.upscaler!r} not used: the background is generated at or above "
+                          f"the output size")
+    if product_noun(req) is None and s.captioner:
+        _caption_noun(plan, job, s)
     if req.reference_image and plan.task != "img2img" and not plan.ip_adapter:
         plan.notes.append("reference_image is used by img2img and IP-Adapter only: ignored in " + plan.mode)
     if req.reference_image and (plan.task == "img2img" or plan.ip_adapter):
         from ...io import load_image
         plan.reference = load_image(req.reference_image, max_pixels=s.max_pixels).rgb
     return plan
+
+
+def _caption_noun(plan: Plan, job, s: Settings) -> None:
+    """No product noun in the request: the configured captioner names the product (captioned on
+    white) and its noun goes into the final prompt; what it said is in a note either way."""
+    from ...captioner import caption_image, noun_of
+    layer = job.layer
+    rgba = np.dstack([layer.rgb, np.round(np.clip(layer.alpha, 0, 1) * 255).astype(np.uint8)])
+    caption = caption_image(rgba, None, s)
+    noun = noun_of(caption)
+    if noun is None:
+        plan.notes.append(f"captioner {s.captioner}: '{caption}' names no product noun packshot knows; "
+                          f"the prompt does not name the product (give --product)")
+        return
+    plan.prompt, _ = assemble(job.request, plan.info.family, noun=noun)
+    plan.notes.append(f"product noun '{noun}' from the captioner {s.captioner} ('{caption}')")

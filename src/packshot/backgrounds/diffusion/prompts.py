@@ -2,7 +2,8 @@
 
 A bare scene prompt ("on a marble table") never names the product, which invites the model to
 paint a second one. The final prompt is: the product's noun (``request.product``, else the cut-out
-text hint), the scene as written, then the style words of ``request.prompt_style``. The negative
+text hint, else the configured captioner's noun), the scene as written, then the style words of
+``request.prompt_style``. The negative
 prompt is the request's, else the model family's default. Both are recorded in the parameters
 ("Final prompt", ``negative_prompt``); nothing is rewritten silently. CLIP reads 77 tokens: what a
 long prompt loses is said in a note.
@@ -36,9 +37,10 @@ def product_noun(req: Any) -> str | None:
     return noun or None
 
 
-def assemble(req: Any, family: str) -> tuple[str, str]:
-    """(final prompt, negative prompt) for ``req`` on a model of ``family`` ("sd" | "sdxl")."""
-    noun = product_noun(req)
+def assemble(req: Any, family: str, noun: str | None = None) -> tuple[str, str]:
+    """(final prompt, negative prompt) for ``req`` on a model of ``family`` ("sd" | "sdxl").
+    ``noun``: the product's noun when the request names none (a captioner's)."""
+    noun = product_noun(req) or noun
     style = STYLE_WORDS.get(getattr(req, "prompt_style", "product") or "none", "")
     parts = []
     if noun:
