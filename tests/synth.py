@@ -85,3 +85,20 @@ def truth_layer(size=(640, 480), canvas="640x480", colour=(180, 40, 40), **req):
     rgb[...] = colour
     cut = Cutout(Photo(rgb), Matte(alpha=mug_matte(h, w), engine="truth"))
     return place(cut, plan(cut, GenerateRequest(size=canvas, **req) if canvas else GenerateRequest(**req)))
+
+
+def loafer_pair_alpha(w: int = 900, h: int = 500, ss: int = 4) -> np.ndarray:
+    """A pair of shoes seen from above the table, like a seller's loafers: the near shoe's sole on
+    the lowest line (y = 0.80 h), the far shoe behind it (sole y = 0.62 h) showing only its toe
+    beyond the near shoe's, the toe's height tapering to its tip (0.35 -> 0.13 of the pair's
+    height): a foot on the floor whose solid part is low. Anti-aliased float32 HxW in [0, 1]."""
+    m = np.zeros((h * ss, w * ss), np.uint8)
+
+    def P(x, y):
+        return int(round(x * w * ss)), int(round(y * h * ss))
+
+    far = [(0.30, 0.25), (0.75, 0.40), (0.93, 0.55), (0.93, 0.62), (0.30, 0.62)]
+    cv2.fillPoly(m, [np.array([P(x, y) for x, y in far], np.int32)], 255)
+    cv2.rectangle(m, P(0.08, 0.40), P(0.70, 0.80), 255, -1)                        # near shoe
+    cv2.ellipse(m, P(0.70, 0.60), (int(0.08 * w * ss), int(0.20 * h * ss)), 0, -90, 90, 255, -1)  # its toe
+    return cv2.resize(m.astype(np.float32) / 255, (w, h), interpolation=cv2.INTER_AREA)

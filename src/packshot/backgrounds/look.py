@@ -93,7 +93,9 @@ class Setting:
     ellipse (the podium's top matches it); ``edges``: photo borders that cut the product (then no
     surface or podium is drawn under it); ``light_hint``: (dx, reason) from the product's own
     shading, or None; ``noise``: the product's measured sensor noise at the output size (the
-    scene's grain matches it); ``cast``: the colour cast of the photo's light (r, g, b gains).
+    scene's grain matches it); ``cast``: the colour cast of the photo's light (r, g, b gains);
+    ``exposure``: how bright the photo's key light renders its backdrop (0..1, see
+    :func:`packshot.backgrounds.view.photo_exposure`), None when the photo does not tell.
     """
 
     view: str = "front"
@@ -102,6 +104,7 @@ class Setting:
     light_hint: tuple[float, str] | None = None
     noise: float = 0.0035
     cast: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    exposure: float | None = None
 
     @property
     def warmth(self) -> float:

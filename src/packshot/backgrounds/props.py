@@ -71,6 +71,8 @@ def podium(look: Look, rng, img: np.ndarray, scale: float) -> None:
         cv2.rectangle(body, (int(round(cx - rx)), int(round(top_c))), (int(round(cx + rx)), int(round(bot_c))), 255, -1)
         body = np.maximum(body, mask_ellipse(h, w, (cx, bot_c), (rx, ry)))
         topm = mask_ellipse(h, w, (cx, top_c), (rx, ry))
+        # recorded (fractions of the canvas: centre x, y, radii x, y) so the placement can be checked
+        look.labels["Podium top"] = f"ellipse {cx / w:.4f},{top_c / h:.4f},{rx / w:.4f},{ry / h:.4f}"
         lam = F32(0.5) + F32(0.42) * (nx * F32(-dx) * F32(0.85) + nz * F32(0.5))
         lam *= F32(0.82) + F32(0.18) * nz          # darker toward the silhouette (ambient occlusion)
         face = np.ones((h, w), F32)

@@ -37,7 +37,7 @@ from . import props, surfaces
 from .look import Look, Setting, resolve
 from .photo import photo_scene
 from .textures import F32, smoothstep as _smoothstep
-from .view import estimate_light, photo_cast, product_noise
+from .view import estimate_light, photo_cast, photo_exposure, product_noise
 
 WORK_SIDE = (640, 1024)  # internal render's longer side: half the canvas's, within these bounds
 
@@ -95,8 +95,9 @@ def setting_for(job: SceneJob) -> Setting:
     rgb, alpha = layer.rgb[y0:y1, x0:x1], layer.alpha[y0:y1, x0:x1]
     hint = estimate_light(rgb, alpha)
     cast = photo_cast(job.photo.rgb) if job.photo is not None else (1.0, 1.0, 1.0)
+    exposure = photo_exposure(job.photo.rgb) if job.photo is not None else None
     return Setting(view=pl.view, base_ratio=pl.base_ratio, edges=pl.edges, light_hint=hint,
-                   noise=product_noise(rgb, alpha), cast=cast)
+                   noise=product_noise(rgb, alpha), cast=cast, exposure=exposure)
 
 
 def flat_scene(size: Size, rgb: tuple[int, int, int], seed: int, engine: str = "studio") -> Scene:
@@ -162,7 +163,9 @@ def render_scene(prompt: str | ParsedPrompt, size: Size, seed: int, *, product_b
 
     img = _draw(look, rng, h, w)
     if not look.pure:
-        _match_photo(img, setting)
+        gain = _match_photo(img, setting)
+        if gain != 1.0:
+            notes.append(f"scene darkened to {gain:.0%} to match the product photo's exposure")
     img8 = np.clip(img * F32(255) + F32(0.5), 0, 255).astype(np.uint8)
     if (w, h) != (W, H):
         img8 = cv2.resize(img8, (W, H), interpolation=cv2.INTER_CUBIC)
@@ -180,13 +183,40 @@ def needs_generative_note(words: tuple[str, ...]) -> str:
             f"(your own photo of the place)")
 
 
-def _match_photo(img: np.ndarray, setting: Setting) -> None:
-    """Grade the scene's white balance toward the colour cast of the product photo's light (70 %),
-    so a product shot under warm light does not sit in a cold scene. In place."""
+EXPOSURE_BOUNDS = (0.8, 1.0)  # the scene is darkened by at most 20 %, never brightened (a dark mood stays)
+KEY_PERCENTILE = 97          # the scene's key brightness: its brightest few per cent (its lit part)
+
+
+def _match_photo(img: np.ndarray, setting: Setting) -> float:
+    """Grade the scene to the product photo's light, in place (the product's pixels are never
+    touched: they are composited over the scene afterwards).
+
+    White balance: toward the colour cast of the photo's light (70 %), so a product shot under
+    warm light does not sit in a cold scene. Brightness: the scene's key brightness (the
+    ``KEY_PERCENTILE`` of its luminance) toward the photo's exposure (how bright its key light
+    renders the backdrop, :func:`~packshot.backgrounds.view.photo_exposure`), by one gain within
+    ``EXPOSURE_BOUNDS``: a dim, under-exposed product photo does not sit in a glaring scene, its
+    whites greyer than the scene's. Only darkening: a well-exposed photo (white backdrop, about
+    1.0) leaves the scene as drawn, and a dark, moody scene is never lifted. Returns the gain."""
     gains = np.asarray(setting.cast, F32)
-    if float(np.abs(gains - 1).max()) < 0.01:
-        return
-    img *= (F32(1) + F32(0.7) * (gains / F32(gains.mean()) - F32(1)))
+    if float(np.abs(gains - 1).max()) >= 0.01:
+        img *= (F32(1) + F32(0.7) * (gains / F32(gains.mean()) - F32(1)))
+    gain = exposure_gain(img, setting.exposure)
+    if gain != 1.0:
+        img *= F32(gain)
+    return gain
+
+
+def exposure_gain(img: np.ndarray, exposure: float | None) -> float:
+    """The brightness gain that brings the scene's key (float image 0..1) to ``exposure``, bounded."""
+    if exposure is None:
+        return 1.0
+    small = img[::4, ::4] @ np.array([0.299, 0.587, 0.114], F32)
+    key = float(np.percentile(small, KEY_PERCENTILE))
+    if key < 1e-3:
+        return 1.0
+    gain = float(np.clip(exposure / key, *EXPOSURE_BOUNDS))
+    return 1.0 if abs(gain - 1.0) < 0.01 else gain
 
 
 def _draw(look: Look, rng, h: int, w: int) -> np.ndarray:

@@ -213,3 +213,17 @@ def photo_cast(rgb: np.ndarray) -> tuple[float, float, float]:
         return (1.0, 1.0, 1.0)
     m = bright.mean(axis=0)
     return tuple(float(v) for v in m / max(float(m.mean()), 1e-3))  # type: ignore[return-value]
+
+
+def photo_exposure(rgb: np.ndarray) -> float | None:
+    """How bright the photo's key light renders its backdrop, 0..1: the 90th percentile of the
+    luminance of its outer frame (4 % wide), the surface the product stands in front of. None
+    when the frame is mostly dark (a dark backdrop by choice says nothing about the exposure)."""
+    h, w = rgb.shape[:2]
+    b = max(2, int(0.04 * min(h, w)))
+    ring = np.concatenate([rgb[:b].reshape(-1, 3), rgb[-b:].reshape(-1, 3),
+                           rgb[:, :b].reshape(-1, 3), rgb[:, -b:].reshape(-1, 3)])[::3].astype(np.float32)
+    luma = ring @ np.array([0.299, 0.587, 0.114], np.float32)
+    if float(np.median(luma)) < 60:
+        return None
+    return float(np.percentile(luma, 90)) / 255.0

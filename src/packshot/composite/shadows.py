@@ -122,6 +122,8 @@ def grid_of(prep, layer) -> Grid:
 STAND_RUN = 0.3            # a column with this much solid product (fraction of hp) above its bottom stands
 STAND_GAP = 0.5            # ... when its bottom is within this (fraction of hp) of the base: a second foot
 STAND_WIDTH = 0.06         # ... over at least this fraction of the product's width
+STAND_TAPER = 0.1          # a foot's tapering end (a shoe's toe) still stands down to this solid run
+STAND_TAPER_WIDTH = 0.1    # ... over at least this fraction of the product's width
 
 
 def footprint_profile(bottom: np.ndarray, base: float, hp: float,
@@ -159,9 +161,30 @@ def footprint_profile(bottom: np.ndarray, base: float, hp: float,
         wide = cv2.morphologyEx((stand > 0).astype(np.uint8)[None, :], cv2.MORPH_OPEN,
                                 np.ones((1, k), np.uint8))[0] > 0
         stand = stand * wide
+        stand = np.maximum(stand, _tapered_ends(solid, full, valid, hp, fade))
         lift = np.where(stand > weight, full, lift)
         weight = np.maximum(weight, stand)
     return weight.astype(np.float32), (lift * (weight > 0)).astype(np.float32)
+
+
+def _tapered_ends(solid: np.ndarray, full: np.ndarray, valid: np.ndarray, hp: float,
+                  fade: float) -> np.ndarray:
+    """Feet whose solid run tapers below ``STAND_RUN``: the far shoe of a pair seen from above
+    shows only its toe beside the near shoe, its run thinning toward the tip, yet it rests on the
+    floor. A run of columns with at least ``STAND_TAPER * hp`` of solid product, its bottom within
+    ``STAND_GAP * hp`` of the base, stands when it is wide (``STAND_TAPER_WIDTH`` of the product's
+    width) and reaches ``STAND_RUN`` somewhere. The vertical side of a ring handle is narrow and
+    the handle's underside thin (its hole follows): both stay in the air."""
+    low = ((np.nan_to_num(solid) - STAND_TAPER * hp) / fade).clip(0, 1) * \
+        ((STAND_GAP * hp - full) / fade).clip(0, 1) * valid
+    n, labels = cv2.connectedComponents((low > 0).astype(np.uint8)[None, :], connectivity=4)
+    labels = labels[0]
+    width = np.bincount(labels, minlength=n)
+    peak = np.zeros(n, np.float32)
+    np.maximum.at(peak, labels, np.nan_to_num(solid).astype(np.float32))
+    keep = (width >= STAND_TAPER_WIDTH * valid.sum()) & (peak >= STAND_RUN * hp)
+    keep[0] = False
+    return (low * keep[labels]).astype(np.float32)
 
 
 def solid_runs(alpha: np.ndarray, bottom: np.ndarray) -> np.ndarray:
