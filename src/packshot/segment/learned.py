@@ -200,8 +200,21 @@ class LearnedSegmenter:
         return learned | grabcut, ("the trained model and GrabCut disagree on what the product is: kept both; "
                                    "check the cut-out, or give a box or clicks"), agree
 
-    def _prior(self, base: InteractiveCutout, rgb: np.ndarray, hints: Hints,
-               timings: dict) -> tuple[np.ndarray | None, list[str], float | None, np.ndarray, tuple]:
+    def _nothing_stands_out(self, res: AutoResult | None, learned: np.ndarray) -> bool:
+        """A plain backdrop from which nothing stands out (the classic "no product found") and a
+        model mask that is empty or mostly backdrop-coloured: salient-object models always return
+        *something*, even on a blank sweep, so their mask alone is no evidence of a product."""
+        if res is None or not res.backdrop.plain or res.mask.sum() >= max(4, self.classic.min_area * res.mask.size):
+            return False
+        lm = cv2.resize(learned.astype(np.uint8), res.mask.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
+        if not lm.any():
+            return True
+        k, r = res.backdrop.features(res.p)
+        like = (r < res.backdrop.t_r) & (np.abs(k - 1) < res.backdrop.t_k)
+        return bool(like[lm].mean() >= self.params.backdrop_like)
+
+    def _prior(self, base: InteractiveCutout, rgb: np.ndarray, hints: Hints, timings: dict,
+               auto: AutoResult | None = None) -> tuple[np.ndarray | None, list[str], float | None, np.ndarray, tuple]:
         t = time.perf_counter()
         box = None
         if hints.boxes:
@@ -213,7 +226,9 @@ class LearnedSegmenter:
         learned = R.drop_specks(prob >= self.params.threshold, min_area=4, min_fraction=0.02)
         notes: list[str] = []
         plain = base.plain_backdrop()
-        if box is not None:
+        if box is None and self._nothing_stands_out(auto, learned):
+            prior, note, agree = np.zeros_like(learned), "", None
+        elif box is not None:
             prior, note, agree = self._fuse_context(base, learned, tuple(hints.boxes))
         elif plain is not None:
             prior, note, agree = self._fuse_plain(plain, learned)
@@ -234,10 +249,10 @@ class LearnedSegmenter:
         res = auto_mask(p, self.classic)
         timings: dict[str, float] = {}
         session = InteractiveCutout(photo, classic=self.classic, auto=res)
-        prior, notes, agree, prob, full_map = self._prior(session, rgb, hints, timings)
+        prior, notes, agree, prob, full_map = self._prior(session, rgb, hints, timings, res)
         if prior is not None and not prior.any():
-            raise NoProductFoundError(f"{photo.source}: the cut-out model found no product "
-                                      f"(give a box or clicks)")
+            raise NoProductFoundError(f"{photo.source}: no product found: nothing stands out from the "
+                                      "backdrop (give a box or clicks)")
         progress("segment", 0.5, "refining the edges")
         session.set_prior(prior)
         matte = session.commit(Hints(points=hints.points, neg_points=hints.neg_points, boxes=hints.boxes))
@@ -245,6 +260,9 @@ class LearnedSegmenter:
             notes.append(f"learned: the text prompt {hints.text!r} is not used (the sam engine reads text)")
         if prior is not None and not (hints.points or hints.neg_points):
             matte = _model_edge(matte, *full_map, rgb)
+        if (matte.alpha >= 0.5).sum() < max(4, self.classic.min_area * matte.alpha.size):
+            raise NoProductFoundError(f"{photo.source}: no product found: the cut-out is empty "
+                                      "(give a box or clicks)")
         conf = assess(matte.alpha, prob=prob, agreement=agree, box=bool(hints.boxes))
         timings.update(matte.timings)
         timings["segment.total"] = time.perf_counter() - t0
@@ -275,13 +293,14 @@ class LearnedSession:
         res = auto_mask(R.downscale(rgb, R.preview_scale((w, h), segmenter.classic.preview_side)),
                         segmenter.classic)
         self.cutout = InteractiveCutout(photo, classic=segmenter.classic, auto=res)
+        self._res = res
         self.preview_size = self.cutout.preview_size
         self._priors: dict[tuple, np.ndarray | None] = {}
 
     def _use_prior(self, boxes: tuple) -> None:
         if boxes not in self._priors:
             self.cutout.set_prior(None)
-            prior, *_ = self.segmenter._prior(self.cutout, self._rgb, Hints(boxes=boxes), {})
+            prior, *_ = self.segmenter._prior(self.cutout, self._rgb, Hints(boxes=boxes), {}, self._res)
             self._priors[boxes] = prior
         self.cutout.set_prior(self._priors[boxes])
 
