@@ -199,15 +199,20 @@ def product_noise(rgb: np.ndarray, alpha: np.ndarray, default: float = 0.0035) -
     return float(np.clip(np.median(np.abs(res[flat])) * 1.4826 * 1.06, 0.0, 0.03))
 
 
-def photo_cast(rgb: np.ndarray) -> tuple[float, float, float]:
-    """Colour cast of the light the photo was taken in: the mean colour of the bright pixels of
-    its outer frame (the backdrop, 4 % wide), divided by its grey; (1, 1, 1) when neutral or when
-    the frame has too few bright pixels to tell."""
+def _frame_ring(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The photo's outer frame (4 % wide, every third pixel): its colours (N x 3 float32) and luma."""
     h, w = rgb.shape[:2]
     b = max(2, int(0.04 * min(h, w)))
     ring = np.concatenate([rgb[:b].reshape(-1, 3), rgb[-b:].reshape(-1, 3),
                            rgb[:, :b].reshape(-1, 3), rgb[:, -b:].reshape(-1, 3)])[::3].astype(np.float32)
-    luma = ring @ np.array([0.299, 0.587, 0.114], np.float32)
+    return ring, ring @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def photo_cast(rgb: np.ndarray) -> tuple[float, float, float]:
+    """Colour cast of the light the photo was taken in: the mean colour of the bright pixels of
+    its outer frame (the backdrop, 4 % wide), divided by its grey; (1, 1, 1) when neutral or when
+    the frame has too few bright pixels to tell."""
+    ring, luma = _frame_ring(rgb)
     bright = ring[luma > 140]
     if len(bright) < 0.2 * len(ring):
         return (1.0, 1.0, 1.0)
@@ -219,11 +224,7 @@ def photo_exposure(rgb: np.ndarray) -> float | None:
     """How bright the photo's key light renders its backdrop, 0..1: the 90th percentile of the
     luminance of its outer frame (4 % wide), the surface the product stands in front of. None
     when the frame is mostly dark (a dark backdrop by choice says nothing about the exposure)."""
-    h, w = rgb.shape[:2]
-    b = max(2, int(0.04 * min(h, w)))
-    ring = np.concatenate([rgb[:b].reshape(-1, 3), rgb[-b:].reshape(-1, 3),
-                           rgb[:, :b].reshape(-1, 3), rgb[:, -b:].reshape(-1, 3)])[::3].astype(np.float32)
-    luma = ring @ np.array([0.299, 0.587, 0.114], np.float32)
+    _, luma = _frame_ring(rgb)
     if float(np.median(luma)) < 60:
         return None
     return float(np.percentile(luma, 90)) / 255.0
