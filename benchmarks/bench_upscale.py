@@ -48,7 +48,8 @@ class _G:
         w, b, y = self.name("w"), self.name("b"), self.name()
         self.inits += [tensor(w, self.rng.normal(0, 0.02, (cout, cin, 3, 3))), tensor(b, np.zeros(cout))]
         self.params += cout * cin * 9 + cout
-        self.nodes.append(node("Conv", [x, w, b], [y], [attr_ints("pads", (1, 1, 1, 1)), attr_ints("kernel_shape", (3, 3))]))
+        attrs = [attr_ints("pads", (1, 1, 1, 1)), attr_ints("kernel_shape", (3, 3))]
+        self.nodes.append(node("Conv", [x, w, b], [y], attrs))
         if lrelu:
             z = self.name()
             self.nodes.append(node("LeakyRelu", [y], [z], [_attr_float("alpha", 0.2)]))
@@ -111,11 +112,12 @@ def main() -> None:
         per_tile = min(times)
         ov = min(U.OVERLAP, big.tile // 4)
         n = len(U._starts(1024, big.tile, ov)) ** 2
-    print(f"| network | weights | params | 1024² -> 2048² | notes |\n|---|---|---|---|---|")
+    print("| network | weights | params | 1024² -> 2048² | notes |\n|---|---|---|---|---|")
     print(f"| tiny x2 test net (tests/tiny_upscaler.py) | random | 1.3 k | {t_tiny:.1f} s measured | "
           f"{passes} pass, 256 px tiles (4 x 4 + overlap) |")
-    print(f"| RRDBNet x4 (Real-ESRGAN x4plus size) | random | {params / 1e6:.1f} M | ~{per_tile * n / 60:.0f} min "
-          f"estimated | {per_tile:.1f} s per 128 px tile x {n} tiles; load+probe {t_load:.1f} s; then area 4096²->2048² |")
+    print(f"| RRDBNet x4 (Real-ESRGAN x4plus size) | random | {params / 1e6:.1f} M | "
+          f"~{per_tile * n / 60:.0f} min estimated | {per_tile:.1f} s per 128 px tile x {n} tiles; "
+          f"load+probe {t_load:.1f} s; then area 4096²->2048² |")
 
 
 if __name__ == "__main__":

@@ -90,7 +90,8 @@ def test_tiled_model_upscale_sizes_passes_and_no_seams(models):
     assert out.shape == (600, 1040, 3) and passes == 1
     # tiles blended = the whole image through the network in one call (this net takes any size)
     import onnxruntime as ort
-    whole = ort.InferenceSession(str(models["x2"])).run(None, {"input": rgb.transpose(2, 0, 1)[None] / np.float32(255)})[0]
+    blob = rgb.transpose(2, 0, 1)[None] / np.float32(255)
+    whole = ort.InferenceSession(str(models["x2"])).run(None, {"input": blob})[0]
     whole = (np.clip(whole[0].transpose(1, 2, 0), 0, 1) * 255).round()
     assert np.abs(out.astype(int) - whole).max() <= 1
     ref = cv2.resize(rgb, (1040, 600), interpolation=cv2.INTER_LINEAR).astype(int)
@@ -154,6 +155,11 @@ def test_upscaler_by_registry_id_in_the_model_dir(tmp_path, models, mug):
     assert np.array_equal(by_id.rgb, by_path.rgb) and by_id.rgb.shape == (150, 200, 3)
     assert lanczos.params["Upscaler"] == "Lanczos" and not np.array_equal(by_id.rgb, lanczos.rgb)
     assert any("upscaled with realesrgan-x2 (x2 ONNX)" in n for n in by_id.notes)
+    # the setting (PACKSHOT_UPSCALER) is the default for requests that name none
+    s2 = Settings(model_dir=s.model_dir, device="cpu", upscaler="realesrgan-x2")
+    assert DiffusionEngine(s2).plan(_job(mug, model=str(models["sd"]), size="200x150")).upscaler.name == "realesrgan-x2"
+    assert DiffusionEngine(s2).plan(_job(mug, model=str(models["sd"]), size="200x150",
+                                         upscaler="lanczos")).upscaler.kind == "lanczos"
 
 
 def test_cli_bad_upscaler_is_one_line_exit_2(tmp_path, models, mug):

@@ -29,6 +29,8 @@ class Settings(BaseModel):
                                    "(sam engine); default clip-vit-base-patch32, then clipseg.")
     captioner: str | None = Field(None, description="Captioning model id/folder (BLIP, BLIP-2 class) for scene "
                                   "suggestions and descriptions; none: measured from the photo only.")
+    upscaler: str | None = Field(None, description="Default for requests that give no upscaler (diffusion "
+                                 "background below the output size): upscaler id / .onnx path, hires or lanczos.")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
     dtype: str = Field("auto", description="auto | float32 | float16 | bfloat16")
     max_pixels: int = Field(50_000_000, gt=0, description="Decompression-bomb limit per image.")

@@ -124,7 +124,7 @@ def check_request(req, s: Settings) -> Plan:
     if req.reference_image and (task == "img2img" or plan.ip_adapter):
         if not Path(req.reference_image).expanduser().is_file():
             raise InvalidInputError(f"reference_image {req.reference_image!r}: no such file")
-    plan.upscaler = check_upscaler(req.upscaler, s)
+    plan.upscaler = check_upscaler(req.upscaler or s.upscaler, s)
     if product_noun(req) is None and s.captioner:
         from ...captioner import resolve_captioner
         resolve_captioner(None, s)          # present and a captioner: checked before any work
@@ -150,8 +150,8 @@ def make_plan(job, s: Settings) -> Plan:
                           f"px, bucket {g.padded[0]}x{g.padded[1]}), background {how} to "
                           f"{job.layer.size[0]}x{job.layer.size[1]}; the product is pasted at full resolution")
     if plan.upscaler is not None and not g.upscaled:
-        plan.notes.append(f"upscaler {req.upscaler!r} not used: the background is generated at or above "
-                          f"the output size")
+        plan.notes.append(f"upscaler {req.upscaler or s.upscaler!r} not used: the background is generated at "
+                          f"or above the output size")
     if product_noun(req) is None and s.captioner:
         _caption_noun(plan, job, s)
     if req.reference_image and plan.task != "img2img" and not plan.ip_adapter:
