@@ -268,6 +268,7 @@ def test_bad_requests_get_4xx_json(a, product):
         ({**JOB, "product_id": pid, "reference_image": "/etc/passwd"}, 422, "reference_image"),
         ({**JOB, "product_id": pid, "background": "/etc/passwd"}, 422, "background"),
         ({**JOB, "product_id": pid, "model": "../../weights"}, 422, "model"),
+        ({**JOB, "product_id": pid, "upscaler": "/etc/passwd"}, 422, "upscaler"),
         ({**JOB, "product_id": pid, "segment": {"points": [[5000, 5]]}}, 422, "outside"),
         ({**JOB}, 422, "product_id"),
         ({**JOB, "product_id": "nope"}, 404, "nope"),

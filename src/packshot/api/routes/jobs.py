@@ -34,7 +34,7 @@ def _check_request(req: JobCreate, photo_size: tuple[int, int], settings):
     if getattr(req, "background", None) is not None:
         raise InvalidInputError("background names a file on the server and is not accepted over the API")
     for name, value in (("model", req.model), ("controlnet", req.controlnet), ("ip_adapter", req.ip_adapter),
-                        ("segment.model", req.segment.model)):
+                        ("segment.model", req.segment.model), ("upscaler", req.upscaler)):
         if value is not None and (not _MODEL_REF.match(value) or ".." in value):
             raise InvalidInputError(f"{name} {value!r} must be a model id (see GET /api/v1/models) or an "
                                     "org/name Hub id present on the server")
