@@ -103,7 +103,7 @@ def caption_image(image: np.ndarray, ref: str | None, settings: Settings, task: 
 def noun_of(caption: str) -> str | None:
     """The product noun of a caption: the last word of it that one of the suggestion categories
     knows ("a pair of brown leather shoes on white" -> "shoes"), else None."""
-    from .prompts.suggest import category_of
+    from .prompts.categories import category_of
 
     words = re.findall(r"[a-z]+", caption.lower())
     for w in reversed(words):

@@ -25,31 +25,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..config import Settings
 from ..errors import PackshotError
+from .errors import _one_line, validation_detail
 
 log = logging.getLogger("packshot.api")
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
-def validation_detail(errors) -> str:
-    """RequestValidationError.errors() as one line: ``field: message (got value)``."""
-    parts = []
-    for e in errors[:5]:
-        loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path", "header", "__root__")]
-        msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
-        value = e.get("input")
-        shown = ""
-        if value is not None and not isinstance(value, (dict, list, bytes)) and e.get("type") != "missing":
-            r = repr(value)
-            shown = f" (got {r[:80] + '...' if len(r) > 80 else r})"
-        where = e.get("loc", ("",))[0]
-        label = ".".join(loc) or ("request body" if where == "body" else where or "request")
-        parts.append(f"{label}: {msg}{shown}")
-    if len(errors) > 5:
-        parts.append(f"and {len(errors) - 5} more")
-    return _one_line("; ".join(parts))
 
 
 def create_app(settings: Settings | None = None, *, queue_options=None, start_queue: bool = True) -> FastAPI:
@@ -60,7 +38,6 @@ def create_app(settings: Settings | None = None, *, queue_options=None, start_qu
     from .deps import AppState
     from .metrics import Metrics
     from ..io import DecodeBudget
-    from ..redact import redact
     from .middleware import GuardMiddleware, MetricsMiddleware, WebSafetyMiddleware, key_hashes
     from .routes import jobs, meta, products, results, workers
     from .routes import looks as looks_routes
@@ -104,6 +81,32 @@ def create_app(settings: Settings | None = None, *, queue_options=None, start_qu
                   description="Product photo studio: cut a product out of a photo and place it in new "
                               "scenes described in words. Errors are `{\"detail\": \"one line\"}`.")
 
+    _install_error_handlers(app, settings)
+
+    app.include_router(meta.router)
+    for r in (meta.api, products.router, jobs.router, results.router, workers.router, workers.listing):
+        app.include_router(r, prefix="/api/v1")
+    app.include_router(looks_routes.router, prefix="/api/v1")
+    from .routes import batches, check
+    app.include_router(batches.router, prefix="/api/v1")
+    app.include_router(check.router, prefix="/api/v1")
+
+    # middleware: metrics outermost (sees 401/429/413 too), then the guard
+    app.add_middleware(GuardMiddleware, key_hashes=hashes, per_minute=settings.rate_limit_per_minute,
+                       max_body=settings.max_upload_bytes + 1024 * 1024)
+    app.add_middleware(MetricsMiddleware, metrics=_LazyMetrics(app))
+    app.add_middleware(WebSafetyMiddleware, settings=settings, key_hashes=hashes)  # outermost: headers on every answer
+
+    from ..web import mount  # part of the package: a broken web module must raise, not vanish
+    mount(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI, settings: Settings) -> None:
+    """PackshotError -> its status; validation -> 422; HTTP errors one line; anything else a
+    request id only (see the module docstring)."""
+    from ..redact import redact
+
     @app.exception_handler(PackshotError)
     async def _packshot_error(request: Request, exc: PackshotError):
         headers = None
@@ -137,24 +140,6 @@ def create_app(settings: Settings | None = None, *, queue_options=None, start_qu
             status, what = 503, "the database is unavailable"
         return JSONResponse({"detail": f"{what} (request id {rid}); the server log has the details"},
                             status_code=status, headers={"X-Request-ID": rid, **({"Retry-After": "5"} if status == 503 else {})})
-
-    app.include_router(meta.router)
-    for r in (meta.api, products.router, jobs.router, results.router, workers.router, workers.listing):
-        app.include_router(r, prefix="/api/v1")
-    app.include_router(looks_routes.router, prefix="/api/v1")
-    from .routes import batches, check
-    app.include_router(batches.router, prefix="/api/v1")
-    app.include_router(check.router, prefix="/api/v1")
-
-    # middleware: metrics outermost (sees 401/429/413 too), then the guard
-    app.add_middleware(GuardMiddleware, key_hashes=hashes, per_minute=settings.rate_limit_per_minute,
-                       max_body=settings.max_upload_bytes + 1024 * 1024)
-    app.add_middleware(MetricsMiddleware, metrics=_LazyMetrics(app))
-    app.add_middleware(WebSafetyMiddleware, settings=settings, key_hashes=hashes)  # outermost: headers on every answer
-
-    from ..web import mount  # part of the package: a broken web module must raise, not vanish
-    mount(app)
-    return app
 
 
 def _is_db_unavailable(exc: Exception) -> bool:

@@ -109,7 +109,7 @@ def _submit_row(state, owner: str, spec: BatchCreate, row: dict) -> dict:
     except PackshotError as e:
         item["error"] = e.message
     except ValueError as e:  # pydantic: a bad field value in the row
-        from ..app import validation_detail
+        from ..errors import validation_detail
         item["error"] = validation_detail(e.errors()) if hasattr(e, "errors") else str(e)
     return item
 
