@@ -19,7 +19,7 @@ loadable graph, RGB in/out, integer scale) by :func:`check_upscaler`, which the 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +194,7 @@ def _hires_pass(holder, run, job, images: list[np.ndarray]) -> tuple[list[np.nda
     anyway); a text-to-image background is refined alone (the product is placed later)."""
     from PIL import Image
     from .loading import CLASSES
-    from .run import run_chunks
+    from .run import chunk_size, run_chunks
     from .seams import repaint_mask
 
     plan = run.plan
@@ -226,7 +226,9 @@ def _hires_pass(holder, run, job, images: list[np.ndarray]) -> tuple[list[np.nda
             kw["ip_adapter_image"] = run.inputs["ip_image"]
         return kw
 
-    outs = run_chunks(pipe, run, make)
+    # the output size needs more memory per candidate than the working size: fewer per call
+    hires_run = replace(run, chunk=chunk_size(len(run.seeds), (pw, ph), run.rt, run.chunk))
+    outs = run_chunks(pipe, hires_run, make)
     return [np.ascontiguousarray(o[:H, :W]) for o in outs], f"{pw}x{ph}, strength {HIRES_STRENGTH}, {steps} steps"
 
 
