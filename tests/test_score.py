@@ -15,7 +15,7 @@ from packshot.composite import compose, paste_exact
 from packshot.errors import InvalidInputError
 from packshot.layout import place
 from packshot.score import rank, score_candidate, score_image
-from packshot.score.ranking import overall
+from packshot.score.ranking import overall, with_cutout_confidence
 from packshot.types import Candidate, Scene
 from synth import mug_photo, truth_layer
 
@@ -54,7 +54,9 @@ def test_studio_outputs_keep_the_product_exactly_and_are_ranked(studio_result):
         assert s["compliance"] == 1.0 and "raw_product_change" not in s
         assert s["object_expansion"] < 0.2
         # recomputing gives the same numbers (deterministic, cache-independent)
-        assert score_candidate(c, layer, res.placement) == pytest.approx(s)
+        # (the pipeline folds the cut-out's confidence into the scores the same way)
+        again = with_cutout_confidence(score_candidate(c, layer, res.placement), res.cutout.matte.confidence)
+        assert again == pytest.approx(s)
 
 
 def test_product_change_sees_an_edited_product():
