@@ -9,7 +9,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test serve models install-core install-dev install-server bench screenshots clean
+.PHONY: demo test serve models contact-sheet install-core install-dev install-server bench screenshots clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,17 @@ test: $(VENV)/.dev models
 # The web app and REST API (needs the server extra, which `make demo` does not install)
 serve: $(VENV)/.server models
 	$(VENV)/bin/packshot serve --port 8000
+
+# README contact sheet (rendered CC0 photos, previous release e89ab7d vs this version) -> docs/images/;
+# the same sheet of the real seller photos in ../shared (never committed: their licence) -> out/
+PREV_RELEASE ?= e89ab7d
+SEED := ../shared/data/seed_products
+contact-sheet: $(VENV)/.core models
+	test -d .prev || git worktree add --detach .prev $(PREV_RELEASE)
+	$(PY) examples/contact_sheet.py --previous .prev
+	$(PY) examples/contact_sheet.py --previous .prev --out out/contact_sheet_seed.png \
+	  --photos $(SEED)/nivedkris_product3_aftershave_bottle/product3.jpg \
+	           $(SEED)/nivedkris_product4_loafers/product4.jpg $(SEED)/kryptixone_lion_tshirt/GirlWearingLion_585x863.png
 
 bench: $(VENV)/.dev
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
