@@ -21,6 +21,7 @@ from packshot.backgrounds import SceneJob
 from packshot.backgrounds.diffusion import DiffusionEngine
 from packshot.backgrounds.diffusion.upscale import check_upscaler, model_upscale
 from packshot.config import Settings
+from packshot.models import new_model_cache
 from packshot.errors import InvalidInputError, MissingWeightsError, ModelError
 from packshot.layout import place, plan
 from packshot.schema import GenerateRequest
@@ -55,6 +56,11 @@ def mug(tmp_path_factory):
 def _env(tmp_path: Path) -> dict:
     return {"PACKSHOT_MODEL_DIR": str(tmp_path / "models"), "HF_HOME": str(tmp_path / "hf"),
             "HF_HUB_OFFLINE": "1"}
+
+
+def _engine(s: Settings) -> DiffusionEngine:
+    """An engine on its own model cache: the tiny pipelines never sit in the process-wide one."""
+    return DiffusionEngine(s, models=new_model_cache(s))
 
 
 def _job(mug, **fields) -> SceneJob:
@@ -147,7 +153,7 @@ def test_upscaler_by_registry_id_in_the_model_dir(tmp_path, models, mug):
     dest = s.model_dir / "realesrgan-x2" / "Real-ESRGAN_x2plus.onnx"
     dest.parent.mkdir(parents=True)
     dest.write_bytes(models["x2"].read_bytes())
-    engine = DiffusionEngine(s)
+    engine = _engine(s)
     by_id = engine.render(_job(mug, model=str(models["sd"]), size="200x150", upscaler="realesrgan-x2"))[0]
     by_path = engine.render(_job(mug, model=str(models["sd"]), size="200x150", upscaler=str(models["x2"])))[0]
     lanczos = engine.render(_job(mug, model=str(models["sd"]), size="200x150"))[0]
@@ -178,7 +184,7 @@ def test_cli_bad_upscaler_is_one_line_exit_2(tmp_path, models, mug):
 @pytest.mark.parametrize("key", ["sd", "sd_t2i"])
 def test_hires_pass_runs_at_the_output_size_and_is_recorded(models, mug, tmp_path, key):
     s = Settings(model_dir=tmp_path / "models", device="cpu")
-    engine = DiffusionEngine(s)
+    engine = _engine(s)
     mode = {"mode": "text2img"} if key == "sd_t2i" else {}
     plain = engine.render(_job(mug, model=str(models[key]), size="200x150", **mode))[0]
     hires = engine.render(_job(mug, model=str(models[key]), size="200x150", upscaler="hires", **mode))[0]
@@ -206,7 +212,7 @@ def test_captioner_noun_goes_into_the_final_prompt(models, mug, tmp_path):
     blip = build_tiny_blip(tmp_path / "tiny-blip")
     s = Settings(model_dir=tmp_path / "models", device="cpu", captioner=str(blip))
     job = _job(mug, model=str(models["sd"]), keep_framing=True)
-    scene = DiffusionEngine(s).render(job)[0]
+    scene = _engine(s).render(job)[0]
     layer = job.layer
     rgba = np.dstack([layer.rgb, np.round(np.clip(layer.alpha, 0, 1) * 255).astype(np.uint8)])
     noun = noun_of(caption_image(rgba, None, s))      # the same greedy caption the engine got
