@@ -97,10 +97,13 @@ class JobCreate(GenerateRequest):
 
     product_id: str = Field(min_length=1, max_length=64, description="The product to generate for.")
     photo_id: str | None = Field(None, max_length=64, description="Which of its photos (default: the first).")
+    background_id: str | None = Field(None, max_length=64, description="Your own background photo, uploaded "
+                                      "with POST /api/v1/backgrounds: the product is placed on it.")
 
     def generate_request(self) -> GenerateRequest:
         # only the fields the client gave: check_inputs tells "n asked for" from the default
-        return GenerateRequest.model_validate(self.model_dump(exclude={"product_id", "photo_id"}, exclude_unset=True))
+        return GenerateRequest.model_validate(self.model_dump(exclude={"product_id", "photo_id", "background_id"},
+                                                              exclude_unset=True))
 
 
 class JobPublic(BaseModel):

@@ -28,8 +28,12 @@ def _load(path: str, mtime_ns: int, nbytes: int, max_pixels: int | None) -> Phot
     return load_image(path, max_pixels=max_pixels) if max_pixels else load_image(path)
 
 
-def load_background(path: str, max_pixels: int | None = None) -> Photo:
-    """Decode the background photo (errors name the path; cached while the file is unchanged)."""
+def load_background(path: str | Photo, max_pixels: int | None = None) -> Photo:
+    """Decode the background photo (errors name the path; cached while the file is unchanged). An
+    already decoded :class:`Photo` (a background uploaded over the API, read from the blob store by
+    the job runner) is returned as it is."""
+    if isinstance(path, Photo):
+        return path
     try:
         st = os.stat(path)
     except OSError as err:
@@ -69,13 +73,14 @@ def estimate_light(rgb: np.ndarray) -> tuple[tuple[float, float], str]:
     return (math.copysign(0.848, lr), -0.53), f"the background photo is brighter on its {side} ({abs(lr):.0%})"
 
 
-def photo_scene(path: str, size: Size, seed: int, engine: str, max_pixels: int | None = None) -> Scene:
-    """The seller's photo as the scene for one candidate (the same for every seed)."""
+def photo_scene(path: str | Photo, size: Size, seed: int, engine: str, max_pixels: int | None = None) -> Scene:
+    """The seller's photo (a path, or a decoded Photo) as the scene for one candidate (the same
+    for every seed)."""
     t0 = time.perf_counter()
     bg = load_background(path, max_pixels)
     rgb = cover(bg.rgb, size)
     light, why = estimate_light(rgb)
-    name = os.path.basename(path)
+    name = os.path.basename(path) if isinstance(path, str) else "uploaded"
     return Scene(rgb=rgb, seed=int(seed), engine=engine, light_dir=light, floor_y=None, gloss=0.0,
                  shadow_strength=0.45, needs_shadow=True, generated=False,
                  notes=(f"background: your photo {name}; light: {why}",),

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from ..prompts import ParsedPrompt, parse_prompt
-from ..types import Box, ProgressFn, Scene, Size, no_progress
+from ..types import Box, Photo, ProgressFn, Scene, Size, no_progress
 from . import SceneJob
 from . import light as lighting
 from . import props, surfaces
@@ -78,7 +78,8 @@ class StudioEngine:
             if placement.background_rgb is not None:
                 out.append(flat_scene((W, H), placement.background_rgb, seed, self.name))
             elif background:
-                out.append(photo_scene(str(background), (W, H), seed, self.name, max_pixels))
+                out.append(photo_scene(background if isinstance(background, Photo) else str(background),
+                                       (W, H), seed, self.name, max_pixels))
             else:
                 out.append(render_scene(parsed, (W, H), seed, product_box=placement.product_box,
                                         floor_y=placement.floor_y, work_side=self.work_side,

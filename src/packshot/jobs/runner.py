@@ -197,10 +197,19 @@ class JobRunner:
     def _generate(self, job: Job, progress: Reporter, written: list[str]) -> list[NewResult]:
         from ..output import candidate_bytes
 
-        request = build(GenerateRequest, job.request)
+        fields = dict(job.request)
+        background_id = fields.pop("background_id", None)  # an uploaded background (api/routes/backgrounds)
+        request = build(GenerateRequest, fields)
         photo = self.store.photo_by_id(job.photo_id)
         if photo is None:
             raise JobLost(job.id)
+        if background_id is not None:  # decoded from the blob store (local or S3), never a path
+            from ..store.backgrounds import background_photo
+            if not hasattr(job, "owner"):  # a remote worker (jobs.remote) cannot read the backgrounds table
+                raise PackshotError(f"background_id {background_id!r}: jobs with an uploaded background run on "
+                                    "the server's own workers, not on remote workers (yet)")
+            background = background_photo(self.store, job.owner, background_id, self.settings.max_pixels)
+            request = request.model_copy(update={"background": background})
         # 1. check inputs once, from the photo's stored size, before anything is decoded or cut out
         resolved = self.pipeline.check(request, photo_size=(photo.width, photo.height))
         image = self.cutout_for(photo, request)

@@ -205,3 +205,19 @@ class BatchRow(Base):
     items: Mapped[list] = mapped_column(JSON)
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BackgroundRow(Base):
+    """A seller's own background photo uploaded over HTTP (``POST /api/v1/backgrounds``); jobs name
+    it with ``background_id``. ``blob_sha``: the bytes as uploaded (a working copy next to it when
+    the upload needed one), like :class:`Photo`."""
+
+    __tablename__ = "backgrounds"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    blob_sha: Mapped[str] = mapped_column(String(64), index=True)
+    media_type: Mapped[str] = mapped_column(String(40))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

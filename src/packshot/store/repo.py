@@ -41,6 +41,7 @@ from ..errors import InvalidInputError, NotFoundError
 from .blobs import BlobStore  # noqa: F401  (the default backend)
 from .db import make_engine, migrate
 from .objects import open_blobs
+from .models import BackgroundRow  # the seller's background photos (store/backgrounds.py)
 from .models import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, Job, Photo, Product, \
     Result, as_utc, new_id, utcnow
 
@@ -556,6 +557,7 @@ class Store:
             used.update(s.scalars(select(Photo.cutout_sha).where(Photo.cutout_sha.in_(chunk))))
             used.update(s.scalars(select(Photo.auto_cutout_sha).where(Photo.auto_cutout_sha.in_(chunk))))
             used.update(s.scalars(select(Result.blob_sha).where(Result.blob_sha.in_(chunk))))
+            used.update(s.scalars(select(BackgroundRow.blob_sha).where(BackgroundRow.blob_sha.in_(chunk))))
         return used
 
     def collect_garbage(self, shas: Iterable[str], grace_s: float = 0.0) -> int:

@@ -22,7 +22,7 @@ router = APIRouter(tags=["jobs"], responses=ERRORS)
 _MODEL_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
 
 
-def _check_request(req: JobCreate, photo_size: tuple[int, int], settings):
+def _check_request(req: JobCreate, photo_size: tuple[int, int], settings, background=None):
     """Everything that can be checked before queueing, so a bad job fails now (4xx naming the
     value), not later: the library's own check (:func:`packshot.resolve.check_inputs`: engine,
     preset, hints, the engine's check of weights, model kind, mode and reference), then what only
@@ -32,13 +32,17 @@ def _check_request(req: JobCreate, photo_size: tuple[int, int], settings):
     if req.reference_image is not None:
         raise InvalidInputError("reference_image names a file on the server and is not accepted over the API")
     if getattr(req, "background", None) is not None:
-        raise InvalidInputError("background names a file on the server and is not accepted over the API")
+        raise InvalidInputError("background names a file on the server and is not accepted over the API; upload "
+                                "the photo with POST /api/v1/backgrounds and give its background_id")
     for name, value in (("model", req.model), ("controlnet", req.controlnet), ("ip_adapter", req.ip_adapter),
                         ("segment.model", req.segment.model), ("upscaler", req.upscaler)):
         if value is not None and (not _MODEL_REF.match(value) or ".." in value):
             raise InvalidInputError(f"{name} {value!r} must be a model id (see GET /api/v1/models) or an "
                                     "org/name Hub id present on the server")
-    resolved = check_inputs(req.generate_request(), photo_size=photo_size, settings=settings)
+    given = req.generate_request()
+    if background is not None:  # the uploaded background (background_id), decoded: it may set the canvas
+        given = given.model_copy(update={"background": background})
+    resolved = check_inputs(given, photo_size=photo_size, settings=settings)
     w, h = resolved.canvas_size or photo_size
     if max(w, h) > settings.max_output_side:  # keep_framing takes the photo's size: bounded here too
         raise InvalidInputError(f"canvas {w}x{h} is larger than the limit of {settings.max_output_side} px per "
@@ -55,12 +59,20 @@ def _submit(state, owner: str, body: JobCreate) -> JobPublic:
     if body.look:  # this key's saved look, under the fields the body gives (packshot.looks)
         from ...looks import DbLooks, resolve_request
         from ...schema import GenerateRequest
-        given = GenerateRequest.model_validate(body.model_dump(include=body.model_fields_set - {"product_id", "photo_id"}))
+        ids = {"product_id": body.product_id, "photo_id": body.photo_id, "background_id": body.background_id}
+        given = GenerateRequest.model_validate(body.model_dump(include=body.model_fields_set - set(ids)))
         resolved = resolve_request(given, DbLooks(state.store, owner)).model_dump()
-        body = JobCreate.model_validate({**resolved, "product_id": body.product_id, "photo_id": body.photo_id})
-    resolved = _check_request(body, (photo.width, photo.height), state.settings)
+        body = JobCreate.model_validate({**resolved, **ids})
+    background = None
+    if body.background_id is not None:  # this key's upload (404 naming it otherwise), decoded once to check
+        from ...store.backgrounds import background_photo
+        background = background_photo(state.store, owner, body.background_id, state.settings.max_pixels,
+                                      state.decode_budget)
+    resolved = _check_request(body, (photo.width, photo.height), state.settings, background)
     # the seed is fixed now (drawn once, by check_inputs): a job that runs again makes the same images
-    request = resolved.request.model_dump(mode="json")
+    request = resolved.request.model_copy(update={"background": None}).model_dump(mode="json")
+    if body.background_id is not None:  # the runner reads it from the blob store (jobs.runner)
+        request["background_id"] = body.background_id
     job = state.store.create_job(owner, body.product_id, photo.id, request)
     state.queue.submit(job.id)
     return JobPublic.of(job)

@@ -42,12 +42,12 @@ async def create_product(
     return ProductPublic.of(product)
 
 
-def _decode(data: bytes, max_pixels: int, n: int, budget=None) -> PhotoUpload:
+def _decode(data: bytes, max_pixels: int, n: int, budget=None, name: str | None = None) -> PhotoUpload:
     """Decode an upload once, under the server's decode budget (raises ImageLoadError 400 /
     ImageTooLargeError 413, naming it; DecodeBusyError 503): its size and its working copy."""
     from ...io import normalise_upload
 
-    up = normalise_upload(data, max_pixels=max_pixels, name=f"photo {n}", budget=budget)
+    up = normalise_upload(data, max_pixels=max_pixels, name=name or f"photo {n}", budget=budget)
     fmt = up.format or "x"
     return PhotoUpload(data=data, media_type=WEB_TYPES.get(fmt, f"image/{fmt.lower()}"), width=up.width,
                        height=up.height, work=up.work)

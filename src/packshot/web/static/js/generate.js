@@ -7,6 +7,7 @@ import { announce, clearError, debounce, h, icon, mountInto, setBusy, showError 
 import { resultCard } from "./candidates.js";
 import { MaskEditor } from "./mask.js";
 import { createLooksPanel } from "./looks.js";
+import { createBackgroundField } from "./background.js";
 
 /** Looks: one click sets the prompt (and for Amazon the marketplace preset). */
 const LOOKS = [
@@ -46,7 +47,7 @@ const ASPECTS = [
 /** GenerateRequest fields a Variations job may copy from a result's parameters. */
 const REQUEST_FIELDS = ["prompt", "negative_prompt", "engine", "model", "preset", "size", "aspect", "keep_framing",
   "placement", "margin", "scale", "steps", "guidance", "strength", "scheduler", "mode", "seam_pass",
-  "controlnet", "control_image", "ip_adapter", "output_format", "shadow"];
+  "controlnet", "control_image", "ip_adapter", "output_format", "shadow", "background_id"];
 
 const VARIATION_SEED_STEP = 100;
 
@@ -121,6 +122,7 @@ export function createGenerateTab(ctx) {
   const looksPanel = createLooksPanel({ prompt, fieldInputs, count, seed, engine, canvas, size, negative, model, steps,
     guidance, placement, shadow, format, syncCanvas: () => syncCanvas(), saveForm: () => saveForm(),
     requestBody: () => requestBody(), getPhoto: () => ctx.photo }, id("looks"));
+  const ownBackground = createBackgroundField(id("own-background"));
   const generateBtn = h("button", { type: "submit", class: "btn btn-primary btn-large" }, "Generate");
   const field = (label, control, extra = {}) =>
     h("div", { class: `field ${extra.class || ""}` }, h("label", { for: control.id }, label), control, extra.after || null);
@@ -144,6 +146,7 @@ export function createGenerateTab(ctx) {
       field("Engine", engine),
       field("Seed", seed)),
     h("div", { class: "grid-2" }, field("Canvas", canvas), sizeField),
+    ownBackground.field,
     h("details", { class: "subsection" },
       h("summary", {}, "Advanced"),
       h("div", { class: "grid-2" },
@@ -350,6 +353,8 @@ export function createGenerateTab(ctx) {
     let body;
     try {
       body = requestBody();
+      const backgroundId = await ownBackground.backgroundId();
+      if (backgroundId) body.background_id = backgroundId;
     } catch (err) {
       showError(err);
       return;
