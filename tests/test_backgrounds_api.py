@@ -128,6 +128,12 @@ def test_web_own_background_upload_generates_and_a_non_image_is_an_alert(web, pa
     page.get_by_role("button", name="Generate", exact=True).click()
     expect(page.get_by_role("alert")).to_contain_text("notes.txt")
     expect(page.get_by_role("alert")).to_contain_text("not an image")
+    # claims to be a PNG: the server decodes it and refuses it, and the page says so in the alert
+    own.set_input_files({"name": "broken.png", "mimeType": "image/png", "buffer": b"not a png at all"})
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/backgrounds")) as refused:
+        page.get_by_role("button", name="Generate", exact=True).click()
+    assert 400 <= refused.value.status < 500
+    expect(page.get_by_role("alert")).to_contain_text("background photo")
 
     own.set_input_files(str(room))
     page.get_by_label("Number of candidates").fill("1")
