@@ -153,3 +153,21 @@ def test_web_own_background_upload_generates_and_a_non_image_is_an_alert(web, pa
     assert job["status"] == "succeeded" and job["request"]["background_id"] == up.value.json()["id"]
     result = web.api("GET", f"/api/v1/results/{job['result_ids'][0]}")
     assert result["parameters"]["Background"] == "photo uploaded"
+
+
+def test_a_queued_job_whose_background_was_deleted_fails_with_one_line(tmp_path_factory):
+    srv = Server(tmp_path_factory.mktemp("bg-deleted") / "data", api_keys=(KEY_A,),
+                 env={"PACKSHOT_TEST_STEP_DELAY": 1.5})  # every progress call sleeps: the delete comes first
+    srv.start()
+    try:
+        with srv.client(KEY_A) as a:
+            product = create_product(a, "shoes", [_png(_rgba(pair_alpha(300, 200)))])
+            bg = _upload(a, _png(_room(300, 200))).json()
+            r = a.post("/api/v1/jobs", json={"product_id": product["id"], "background_id": bg["id"], "n": 1})
+            assert r.status_code == 202, r.text
+            assert a.delete(f"/api/v1/backgrounds/{bg['id']}").status_code == 204
+            job = wait_job(a, r.json()["id"])
+            assert job["status"] == "failed" and bg["id"] in job["error"] and "\n" not in job["error"], job
+    finally:
+        srv.stop()
+    assert "Traceback" not in srv.log(), srv.log()[-4000:]
