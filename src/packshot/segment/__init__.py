@@ -49,10 +49,10 @@ def resolve_engine(requested: str, settings, model: str | None = None) -> tuple[
     """
     if requested not in ENGINE_CHOICES:
         SEGMENTERS.entry(requested)  # raises UnknownNameError listing the valid names
-    if requested == "learned":  # weights present and of the right kind: checked up front (cheap)
-        from .learned import resolve_model
-        resolve_model(settings, model)
-    if requested != "auto":
+    if requested != "auto":  # the engine's weights present and of the right kind: checked up front (cheap)
+        check = getattr(SEGMENTERS.entry(requested).load(), "check", None)
+        if check is not None:
+            check(settings, model)
         return requested, None
     from .learned import learned_available
     if learned_available(settings, model):

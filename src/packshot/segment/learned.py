@@ -54,6 +54,9 @@ class LearnedParams:
     context_agree: float = 0.6    # in context: IoU below which the model and GrabCut are united ...
     grabcut_fill: float = 0.75    # ... unless GrabCut kept more than this of its box (background too)
     threshold: float = 0.5        # the model's map -> mask
+    missed_area: float = 0.005    # plain backdrop, agreeing: a model-only part this big (of the mask) ...
+    missed_prob: float = 0.9      # ... where the model is this sure ...
+    missed_shade: float = 0.6     # ... and the photo this much darker than the backdrop (or another hue) is kept
 
 
 def resolve_model(settings: Settings, ref: str | None = None) -> tuple[Path, dict]:
@@ -124,6 +127,25 @@ def _model_edge(matte: Matte, full: np.ndarray, model_only: bool, rgb: np.ndarra
     return replace(matte, alpha=alpha, foreground=fg)
 
 
+def _restored_edge(matte: Matte, full: np.ndarray, restored: np.ndarray | None, rgb: np.ndarray) -> Matte:
+    """Around parts the model restored on a plain backdrop (preview-size mask ``restored``), alpha is
+    at least the full-resolution model map: the band matting, fitted to the backdrop model that
+    missed them, leaves their edge ragged and half transparent where the model's edge is crisp."""
+    if restored is None or not restored.any():
+        return matte
+    h, w = matte.alpha.shape
+    near = cv2.resize(cv2.dilate(restored.astype(np.uint8), R.disk(2)), (w, h),
+                      interpolation=cv2.INTER_NEAREST) > 0
+    take = near & (full > matte.alpha)
+    alpha = matte.alpha.copy()
+    alpha[take] = full[take]
+    fg = matte.foreground
+    if fg is not None:
+        fg = fg.copy()
+        fg[take] = rgb[take]
+    return replace(matte, alpha=alpha, foreground=fg)
+
+
 class LearnedSegmenter:
     """Segmentation engine ``learned`` (see the module docstring). ``model``: catalog id or .onnx."""
 
@@ -137,6 +159,12 @@ class LearnedSegmenter:
         self.classic = classic or ClassicParams()
         self._file, self._extra = resolve_model(self.settings, model)  # fail early: missing / wrong kind
         self._model: CutoutModel | None = None
+
+    @staticmethod
+    def check(settings: Settings, model: str | None = None) -> None:
+        """Up-front check (``packshot.resolve.check_inputs``): the cut-out model's file is present and
+        of the right kind; one-line MissingWeightsError / ModelError naming it. No load."""
+        resolve_model(settings, model)
 
     def model(self) -> CutoutModel:
         """The loaded model (onnxruntime session cached per file: loaded once per process)."""
@@ -165,16 +193,39 @@ class LearnedSegmenter:
         return out
 
     # -- fusion ------------------------------------------------------------------------------------
-    def _fuse_plain(self, res: AutoResult, learned: np.ndarray) -> tuple[np.ndarray | None, str, float]:
+    def _missed_parts(self, res: AutoResult, lm: np.ndarray, prob: np.ndarray, k: np.ndarray,
+                      r: np.ndarray, like: np.ndarray) -> np.ndarray:
+        """Parts of the model's mask the backdrop model missed although they are clearly product: a
+        connected part (at least ``missed_area`` of the mask) where the model is confident and the
+        photo is far from the backdrop's colour (much darker than a soft shadow, or another hue).
+        A global IoU hides such a band (a shoe's upper edge lost: IoU still 0.96)."""
+        prm = self.params
+        n, lab, st, _ = cv2.connectedComponentsWithStats((lm & ~res.mask & ~like).astype(np.uint8))
+        out = np.zeros_like(lm)
+        min_area = max(16, prm.missed_area * res.mask.sum())
+        for i in np.flatnonzero(st[1:, cv2.CC_STAT_AREA] >= min_area) + 1:
+            m = lab == i
+            if np.median(prob[m]) >= prm.missed_prob and (
+                    np.median(k[m]) < prm.missed_shade or np.median(r[m]) > 2 * res.backdrop.t_r):
+                out |= m
+        return out
+
+    def _fuse_plain(self, res: AutoResult, learned: np.ndarray,
+                    prob: np.ndarray) -> tuple[np.ndarray | None, str, float]:
         """Plain backdrop: (prior or None = the backdrop model's own cut-out, which, agreement)."""
         size = res.mask.shape[::-1]
         lm = cv2.resize(learned.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
         agree = _iou(lm, res.mask)
-        if agree >= self.params.plain_agree:
-            return None, "", agree
-        extra = lm & ~res.mask
         k, r = res.backdrop.features(res.p)
         like = (r < res.backdrop.t_r) & (np.abs(k - 1) < res.backdrop.t_k)
+        if agree >= self.params.plain_agree:
+            pr = cv2.resize(prob, size, interpolation=cv2.INTER_LINEAR)
+            missed = self._missed_parts(res, lm, pr, k, r, like)
+            if not missed.any():
+                return None, "", agree
+            return res.mask | missed, ("plain backdrop: the trained model restored product parts the backdrop "
+                                       "model missed"), agree
+        extra = lm & ~res.mask
         if extra.any() and like[extra].mean() < self.params.backdrop_like:
             return lm | res.mask, ("plain backdrop: the trained model found product parts the backdrop model "
                                    "missed; used both"), agree
@@ -231,12 +282,14 @@ class LearnedSegmenter:
         elif box is not None:
             prior, note, agree = self._fuse_context(base, learned, tuple(hints.boxes))
         elif plain is not None:
-            prior, note, agree = self._fuse_plain(plain, learned)
+            prior, note, agree = self._fuse_plain(plain, learned, prob)
         else:
             prior, note, agree = self._fuse_context(base, learned)
         if note:
             notes.append(note)
-        return prior, notes, agree, prob, (full, prior is learned)
+        restored = prior & ~plain.mask if (plain is not None and prior is not None
+                                           and prior.shape == plain.mask.shape) else None
+        return prior, notes, agree, prob, (full, prior is learned, restored)
 
     # -- the Segmenter protocol ------------------------------------------------------------------
     def segment(self, photo: Photo, hints: Hints = Hints(), progress: ProgressFn = no_progress) -> Matte:
@@ -259,7 +312,9 @@ class LearnedSegmenter:
         if hints.text:
             notes.append(f"learned: the text prompt {hints.text!r} is not used (the sam engine reads text)")
         if prior is not None and not (hints.points or hints.neg_points):
-            matte = _model_edge(matte, *full_map, rgb)
+            matte = _model_edge(matte, *full_map[:2], rgb)
+            matte = _restored_edge(matte, full_map[0], full_map[2], rgb)
+        matte = replace(matte, alpha=R.clear_haze(matte.alpha))  # faint haze off the product: not product
         if (matte.alpha >= 0.5).sum() < max(4, self.classic.min_area * matte.alpha.size):
             raise NoProductFoundError(f"{photo.source}: no product found: the cut-out is empty "
                                       "(give a box or clicks)")

@@ -51,6 +51,12 @@ class SamSegmenter(SamPredictor):
 
     name = "sam"
 
+    @staticmethod
+    def check(settings: Settings, model: str | None = None) -> None:
+        """Up-front check (``packshot.resolve.check_inputs``): the SAM weights resolve locally; one-line
+        MissingWeightsError / ModelError naming the model. Cheap: no torch import, no load."""
+        resolve_sam(settings, model)
+
     # -- the Segmenter protocol --------------------------------------------------------------
     def segment(self, photo: Photo, hints: Hints = Hints(), progress: ProgressFn = no_progress) -> Matte:
         """Photo + hints -> soft matte the photo's size (engine ``sam``).
