@@ -95,3 +95,18 @@ def quiet_loading():
         yield
     finally:
         _local.depth -= 1
+
+
+def load_local(cls: Any, path: Path, settings: Settings, what: str) -> Any:
+    """``cls.from_pretrained(path)`` from local files only, quietly, safetensors unless pickle
+    weights are allowed; any failure (corrupt or missing files, wrong shapes, pickle refused) is
+    one ModelError naming ``what`` and the folder."""
+    from ..errors import ModelError
+
+    try:
+        with quiet_loading():
+            return cls.from_pretrained(str(path), local_files_only=True,
+                                       use_safetensors=None if settings.allow_pickle_weights else True)
+    except Exception as e:
+        raise ModelError(f"could not load {what} from {path}: {type(e).__name__}: {e}"
+                         f"{pickle_hint(path, settings)}") from None

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..config import Settings
 from ..errors import InvalidInputError, MissingWeightsError, ModelError, PackshotError
-from ..models.hf import model_type, pick_device, pick_dtype, pickle_hint, quiet_loading
+from ..models.hf import load_local, model_type, pick_device, pick_dtype
 from ..types import Box, Hints, Photo, Point, ProgressFn, no_progress
 
 DEFAULT_SAM_MODEL = "sam-vit-base"
@@ -101,13 +101,7 @@ def load_sam(path: Path, settings: Settings) -> SamBundle:
         raise DependencyMissingError(f"the sam engine ({e.name})", "ai") from None
     device = pick_device(settings)
     dtype = pick_dtype(settings, device)
-    try:
-        with quiet_loading():
-            model = SamModel.from_pretrained(str(path), local_files_only=True,
-                                             use_safetensors=None if settings.allow_pickle_weights else True)
-    except Exception as e:  # corrupt/missing weight files, wrong shapes, pickle refused...
-        raise ModelError(f"could not load SAM weights from {path}: {type(e).__name__}: {e}"
-                         f"{pickle_hint(path, settings)}") from None
+    model = load_local(SamModel, path, settings, "SAM weights")
     model = model.to(device=device, dtype=dtype).eval()
     size = int(model.config.vision_config.image_size)
     if (path / "preprocessor_config.json").is_file():

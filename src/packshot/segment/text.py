@@ -28,7 +28,7 @@ import numpy as np
 
 from ..config import Settings
 from ..errors import InvalidInputError, MissingWeightsError, ModelError, NoProductFoundError
-from ..models.hf import model_type, pick_device, pick_dtype, pickle_hint, quiet_loading
+from ..models.hf import load_local, model_type, pick_device, pick_dtype, pickle_hint
 from ..types import Box, Photo, ProgressFn, no_progress
 from .sam_core import SamPredictor, restrict_to_boxes
 
@@ -94,10 +94,8 @@ def load_text_model(path: Path, settings: Settings) -> TextBundle:
         raise DependencyMissingError(f"text prompts ({e.name})", "ai") from None
     device = pick_device(settings)
     dtype = pick_dtype(settings, device)
+    model = load_local(Model, path, settings, f"the {kind} model")
     try:
-        with quiet_loading():
-            model = Model.from_pretrained(str(path), local_files_only=True,
-                                          use_safetensors=None if settings.allow_pickle_weights else True)
         processor = Proc.from_pretrained(str(path), local_files_only=True)
         tokenizer = CLIPTokenizer.from_pretrained(str(path), local_files_only=True)
     except Exception as e:

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from ..config import Settings
 from ..errors import InvalidInputError, NotFoundError
-from .blobs import BlobStore  # noqa: F401  (the default backend)
+from .blobs import BlobStore, _pid_alive  # noqa: F401  (BlobStore: the default backend)
 from .db import make_engine, migrate
 from .objects import open_blobs
 from .models import BackgroundRow  # the seller's background photos (store/backgrounds.py)
@@ -56,16 +56,6 @@ def result_id(job_id: str, rank: int) -> str:
 def worker_name(n: int | str = 0) -> str:
     """``host:pid:n``: lets a restarted process on the same host see which holders are dead."""
     return f"{HOST}:{os.getpid()}:{n}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def worker_is_dead(worker: str | None) -> bool:
