@@ -178,7 +178,7 @@ def test_kill9_a_remote_worker_mid_job_completes_once_and_a_cut_upload_resumes(r
             assert img.status_code == 200 and img.content[:8] == b"\x89PNG\r\n\x1a\n"
         # the killed worker's message comes again (visibility timeout): still written once
         wait_for(lambda: sum("packshot.run_job[" + job["id"] in line and "received" in line
-                             for line in second.log().splitlines()) >= 2, 40,
+                             for line in second.log().splitlines()) >= 2, 150,
                  "the killed worker's message to be delivered again")
         again = c.get(f"/api/v1/jobs/{job['id']}").json()
         assert again["result_ids"] == done["result_ids"] and again["attempts"] == done["attempts"]
