@@ -118,13 +118,7 @@ def _model_edge(matte: Matte, full: np.ndarray, model_only: bool, rgb: np.ndarra
     take = near & (model & ~inside | (~model & inside if model_only else False))
     if not take.any():
         return matte
-    alpha = a.copy()
-    alpha[take] = full[take]
-    fg = matte.foreground
-    if fg is not None:
-        fg = fg.copy()
-        fg[take] = rgb[take]
-    return replace(matte, alpha=alpha, foreground=fg)
+    return _take_model(matte, a, full, take, rgb)
 
 
 def _restored_edge(matte: Matte, full: np.ndarray, restored: np.ndarray | None, rgb: np.ndarray) -> Matte:
@@ -137,13 +131,7 @@ def _restored_edge(matte: Matte, full: np.ndarray, restored: np.ndarray | None, 
     near = cv2.resize(cv2.dilate(restored.astype(np.uint8), R.disk(2)), (w, h),
                       interpolation=cv2.INTER_NEAREST) > 0
     take = near & (full > matte.alpha)
-    alpha = matte.alpha.copy()
-    alpha[take] = full[take]
-    fg = matte.foreground
-    if fg is not None:
-        fg = fg.copy()
-        fg[take] = rgb[take]
-    return replace(matte, alpha=alpha, foreground=fg)
+    return _take_model(matte, matte.alpha, full, take, rgb)
 
 
 class LearnedSegmenter:
@@ -366,3 +354,15 @@ class LearnedSession:
 
     def commit(self, hints: Hints, progress: ProgressFn = no_progress) -> Matte:
         return self.segmenter.segment(self.photo, hints, progress)
+
+
+def _take_model(matte: Matte, alpha: np.ndarray, full: np.ndarray, take: np.ndarray, rgb: np.ndarray) -> Matte:
+    """``alpha`` with the full-resolution model map where ``take``; there the product colour is the
+    photo's own (no decontaminated estimate)."""
+    alpha = alpha.copy()
+    alpha[take] = full[take]
+    fg = matte.foreground
+    if fg is not None:
+        fg = fg.copy()
+        fg[take] = rgb[take]
+    return replace(matte, alpha=alpha, foreground=fg)
