@@ -199,21 +199,14 @@ class GenerateRequest(BaseModel):
         None, max_length=80, description="A saved look (scene recipe: prompt, engine settings, canvas, "
                                          "view, light, seed) to apply; options given here override it.")
 
-    @field_validator("position")
-    @classmethod
-    def _position(cls, v):
-        if v is not None:
-            parse_position(v)  # raises with the value named
-        return v
-
     # every text field, whoever adds it: no NUL, no lone surrogate
     _text = field_validator("*")(_clean_text)
 
-    @field_validator("size")
+    @field_validator("size", "position")
     @classmethod
-    def _size(cls, v):
-        if v is not None:
-            parse_size(v)  # raises with the value named
+    def _parsed(cls, v, info):
+        if v is not None:  # each parser raises with the value named
+            (parse_size if info.field_name == "size" else parse_position)(v)
         return v
 
     @model_validator(mode="after")
