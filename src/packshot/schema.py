@@ -21,6 +21,7 @@ DEFAULT_NEGATIVE_PROMPT = (
 _SIZE_RE = re.compile(r"^\s*(\d{1,5})\s*[xX]\s*(\d{1,5})\s*$")
 # bounds on every list and name (a job's request is stored and echoed back: it must stay small)
 MAX_CLICKS, MAX_BOXES, MAX_NAME = 200, 20, 200
+MAX_ADAPTERS = 8
 
 
 def _clean_text(value):
@@ -72,6 +73,24 @@ def parse_size(text: str) -> tuple[int, int]:
     if not (64 <= w <= 8192 and 64 <= h <= 8192):
         raise InvalidInputError(f"size {text!r} is out of range: each side must be 64..8192 px")
     return w, h
+
+
+def parse_adapter(text: str) -> tuple[str, float]:
+    """'mug-lora:0.8' -> ('mug-lora', 0.8); 'mug-lora' -> ('mug-lora', 1.0). The weight is taken
+    only when what follows the last ':' is a number (a folder path may hold ':' itself)."""
+    text = str(text).strip()
+    ref, weight = text, 1.0
+    head, sep, tail = text.rpartition(":")
+    if sep and head:
+        try:
+            ref, weight = head, float(tail)
+        except ValueError:
+            ref, weight = text, 1.0
+    if not ref:
+        raise InvalidInputError(f"adapter {text!r} names no adapter: give NAME or DIR, optionally :WEIGHT")
+    if not (-2.0 <= weight <= 2.0):
+        raise InvalidInputError(f"adapter {text!r}: weight {weight:g} is out of range -2..2")
+    return ref, weight
 
 
 class SegmentOptions(BaseModel):
@@ -199,6 +218,19 @@ class GenerateRequest(BaseModel):
         None, max_length=80, description="A saved look (scene recipe: prompt, engine settings, canvas, "
                                          "view, light, seed) to apply; options given here override it.")
 
+    # -- H12: trained adapters (personalisation) and product-fidelity filtering ----------------
+    adapters: Annotated[list[str], Cli(flags=("--adapter",), metavar="NAME|DIR[:WEIGHT]")] = Field(
+        default_factory=list, max_length=MAX_ADAPTERS,
+        description="A trained adapter (LoRA or textual inversion) by name or folder, optionally with "
+                    ":WEIGHT (default 1.0); repeatable. '<product>' in the prompt becomes its trigger "
+                    "token (diffusion).")
+    min_similarity: float | None = Field(
+        None, ge=0.0, le=1.0, description="Drop candidates whose generated product looks less like the "
+                                          "reference photos than this (0..1); dropped ones are listed.")
+    keep: int | None = Field(None, ge=1, le=16,
+                             description="Return only the best KEEP of the n candidates (the others are "
+                                         "listed as dropped, with their scores).")
+
     # every text field, whoever adds it: no NUL, no lone surrogate
     _text = field_validator("*")(_clean_text)
 
@@ -209,12 +241,21 @@ class GenerateRequest(BaseModel):
             (parse_size if info.field_name == "size" else parse_position)(v)
         return v
 
+    @field_validator("adapters")
+    @classmethod
+    def _adapters(cls, v):
+        for item in v:  # each parser raises with the value named
+            parse_adapter(item)
+        return v
+
     @model_validator(mode="after")
     def _exclusive(self):
         if self.preset is not None and self.size is not None:
             raise ValueError(f"give either preset ({self.preset!r}) or size ({self.size!r}), not both")
         if self.keep_framing and (self.preset or self.size or self.aspect != "original"):
             raise ValueError("keep_framing keeps the photo's own canvas: drop preset/size/aspect")
+        if self.keep is not None and self.keep > self.n:
+            raise ValueError(f"keep ({self.keep}) must not be more than n ({self.n})")
         return self
 
     def canvas_size(self) -> tuple[int, int] | None:
@@ -239,3 +280,57 @@ def build(model: type[BaseModel], data: dict) -> BaseModel:
         return model.model_validate(data)
     except ValidationError as err:
         raise InvalidInputError(validation_message(err)) from None
+
+
+class TrainRequest(BaseModel):
+    """Everything that decides a training run (``packshot train``, the library's ``packshot.train``,
+    ``POST /api/v1/products/{id}/adapters`` and the training job). Photos are given separately (paths,
+    or the product's photos in the API)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base: str = Field(..., max_length=MAX_NAME,
+                      description="Base diffusion model the adapter is trained for: registry id or local "
+                                  "folder (SD 1.x/2.x or SDXL family, text-to-image or inpainting).")
+    method: Literal["lora", "dreambooth-lora", "textual-inversion"] = Field(
+        "lora", description="lora: LoRA on the UNet; dreambooth-lora: LoRA on the UNet and text "
+                            "encoder, with optional prior preservation; textual-inversion: one new "
+                            "token embedding.")
+    name: str | None = Field(None, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                             description="Adapter name (for --adapter NAME); default: the output "
+                                         "folder's name.")
+    token: str | None = Field(None, max_length=40,
+                              description="Trigger token that stands for the product ('<product>' in "
+                                          "prompts); default: a rare token chosen for the method.")
+    product: str | None = Field(None, max_length=100,
+                                description="What the product is ('ceramic mug'): the class word in "
+                                            "captions and prior images; default: the captioner's noun "
+                                            "or 'product'.")
+    caption_template: str = Field("a photo of {token} {product}", max_length=200,
+                                  description="Caption for every photo; {token} and {product} are "
+                                              "filled in. A configured captioner adds its caption.")
+    steps: int = Field(400, ge=1, le=20000, description="Optimiser steps.")
+    learning_rate: float | None = Field(None, gt=0.0, le=1.0,
+                                        description="Default: 1e-4 (LoRA), 5e-4 (textual inversion).")
+    rank: int = Field(8, ge=1, le=256, description="LoRA rank.")
+    resolution: int | None = Field(None, ge=64, le=2048,
+                                   description="Training size in px; default: the family's (512 SD, "
+                                               "1024 SDXL).")
+    batch_size: int = Field(1, ge=1, le=16, description="Photos per step.")
+    masked_loss: bool = Field(True, description="Loss only on the product (packshot's own cut-out), "
+                                                "so the table it was shot on is not learned.")
+    prior_preservation: bool = Field(False, description="Mix in base-model images of the class "
+                                                        "(dreambooth-lora) so the class is not forgotten.")
+    prior_images: int = Field(50, ge=1, le=1000, description="Class images for prior preservation.")
+    prior_weight: float = Field(1.0, ge=0.0, le=10.0, description="Weight of the prior loss.")
+    checkpoint_every: int = Field(100, ge=1, le=100000, description="Save a resumable checkpoint "
+                                                                    "every K steps.")
+    early_stop: int | None = Field(None, ge=1, le=100000,
+                                   description="Stop when the smoothed loss has not improved for this "
+                                               "many steps.")
+    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Seed (default: drawn and recorded).")
+    gradient_checkpointing: bool = Field(False, description="Trade compute for memory.")
+    adam_8bit: bool = Field(False, description="8-bit Adam (needs bitsandbytes and a GPU).")
+    mixed_precision: Literal["no", "fp16", "bf16"] = Field("no", description="Mixed precision (GPU).")
+
+    _text = field_validator("*")(_clean_text)

@@ -175,6 +175,9 @@ class Scene:
     none itself; a diffusion model may paint its own). ``raw_product`` is the model's own pixels
     under the product before paste-back (for fidelity scores), None when nothing was generated
     there. ``generated`` says the backdrop came from a trained generative model.
+    ``product_generated`` says the model painted the product itself (a trained adapter in
+    text2img/img2img): the compositor then pastes nothing back and the candidate is scored for
+    similarity to the reference photos instead.
     """
 
     rgb: np.ndarray
@@ -187,6 +190,7 @@ class Scene:
     needs_shadow: bool = True
     generated: bool = False
     raw_product: np.ndarray | None = None
+    product_generated: bool = False
     notes: tuple[str, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
@@ -218,3 +222,5 @@ class GenerateResult:
     request: Any  # packshot.schema.GenerateRequest
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # candidates removed by min_similarity / keep, with their scores (never silently lost)
+    dropped: list[Candidate] = field(default_factory=list)
