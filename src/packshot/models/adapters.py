@@ -1,0 +1,139 @@
+"""Trained adapters (LoRA, DreamBooth-LoRA, textual inversion) as first-class models.
+
+An adapter is a folder::
+
+    packshot_adapter.json            metadata (ADAPTER_META, below)
+    pytorch_lora_weights.safetensors LoRA / DreamBooth-LoRA: diffusers' own LoRA file, loaded with
+                                     ``pipe.load_lora_weights(folder)``
+    learned_embeds.safetensors       textual inversion: diffusers' own embedding file, loaded with
+                                     ``pipe.load_textual_inversion(folder, token=...)``
+                                     (SDXL: keys ``clip_l`` and ``clip_g``, one per text encoder)
+    references/*.png                 RGBA cut-outs of the training photos (<= 512 px): the
+                                     reference for the similarity score at generation time
+
+Named adapters live in ``<model_dir>/adapters/<name>/``; ``--adapter`` takes a name or a folder.
+
+The metadata records what a user needs to reproduce and trust the adapter: the base model (its
+reference as given, its registry id if any, its family and an architecture fingerprint), the
+method, the trigger token, steps, final loss, the training photos' SHA-256 content hashes and the
+packshot version. The architecture fingerprint decides whether an adapter fits a base: two
+checkpoints of one architecture (SD 1.5 and a fine-tune of it) share it; SD 1.5 and SDXL do not.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInputError, ModelError
+
+META_FILE = "packshot_adapter.json"
+LORA_FILE = "pytorch_lora_weights.safetensors"
+EMBEDS_FILE = "learned_embeds.safetensors"
+REFERENCES_DIR = "references"
+FORMAT = 1
+METHODS = ("lora", "dreambooth-lora", "textual-inversion")
+
+# UNet / text-encoder config keys that decide whether LoRA or embedding shapes fit
+_UNET_KEYS = ("block_out_channels", "cross_attention_dim", "layers_per_block", "attention_head_dim",
+              "transformer_layers_per_block", "addition_embed_type", "down_block_types", "up_block_types",
+              "use_linear_projection")
+_TEXT_KEYS = ("hidden_size", "num_hidden_layers", "vocab_size")
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    """An adapter folder's metadata, read and checked."""
+
+    path: Path
+    name: str
+    method: str
+    token: str
+    base_ref: str
+    base_id: str | None
+    family: str                      # "sd" | "sdxl"
+    fingerprint: str                 # architecture fingerprint of the base (base_fingerprint)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def weights_file(self) -> Path:
+        return self.path / (EMBEDS_FILE if self.method == "textual-inversion" else LORA_FILE)
+
+    @property
+    def references(self) -> list[Path]:
+        d = self.path / REFERENCES_DIR
+        return sorted(d.glob("*.png")) if d.is_dir() else []
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _config(folder: Path, sub: str) -> dict[str, Any]:
+    p = folder / sub / "config.json"
+    try:
+        return json.loads(p.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def base_fingerprint(folder: str | Path) -> str:
+    """A short hash of the architecture of a diffusers pipeline folder (UNet and text encoders'
+    shapes, not their weights). Adapters trained on one checkpoint fit every checkpoint that
+    shares it."""
+    folder = Path(folder)
+    unet = _config(folder, "unet")
+    if not unet:
+        raise ModelError(f"{folder} is not a diffusers pipeline folder (no unet/config.json)")
+    parts: dict[str, Any] = {"unet": {k: unet.get(k) for k in _UNET_KEYS}}
+    for sub in ("text_encoder", "text_encoder_2"):
+        cfg = _config(folder, sub)
+        if cfg:
+            parts[sub] = {k: cfg.get(k) for k in _TEXT_KEYS if k != "vocab_size"}
+    blob = json.dumps(parts, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def base_family(folder: str | Path) -> str:
+    return "sdxl" if (Path(folder) / "text_encoder_2").is_dir() else "sd"
+
+
+def write_metadata(folder: str | Path, meta: dict[str, Any]) -> Path:
+    """Write ``packshot_adapter.json`` atomically (a reader never sees half a file)."""
+    folder = Path(folder)
+    missing = [k for k in ("name", "method", "token", "base") if k not in meta]
+    if missing:
+        raise ValueError(f"adapter metadata lacks {', '.join(missing)}")
+    meta = {"format": FORMAT, **meta}
+    tmp = folder / f".{META_FILE}.part"
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
+    os.replace(tmp, folder / META_FILE)
+    return folder / META_FILE
+
+
+def read_adapter(folder: str | Path) -> AdapterInfo:
+    """Read and check an adapter folder; a missing or corrupt one raises with the folder named."""
+    folder = Path(folder)
+    meta_path = folder / META_FILE
+    if not meta_path.is_file():
+        raise InvalidInputError(f"{folder} is not a packshot adapter (no {META_FILE})")
+    try:
+        meta = json.loads(meta_path.read_text())
+        base = meta["base"]
+        info = AdapterInfo(path=folder, name=str(meta["name"]), method=str(meta["method"]),
+                           token=str(meta["token"]), base_ref=str(base["ref"]), base_id=base.get("id"),
+                           family=str(base["family"]), fingerprint=str(base["fingerprint"]), meta=meta)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ModelError(f"adapter {folder}: {META_FILE} is corrupt ({type(e).__name__}: {e})") from None
+    if info.method not in METHODS:
+        raise ModelError(f"adapter {folder}: unknown method {info.method!r} (expected one of {', '.join(METHODS)})")
+    if not info.weights_file.is_file():
+        raise ModelError(f"adapter {folder}: weights missing ({info.weights_file.name})")
+    return info
