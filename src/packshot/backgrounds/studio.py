@@ -76,7 +76,8 @@ class StudioEngine:
             # the preset's forced plain background (amazon white) -- single call site; switch to
             # the resolved value (H9's packshot.resolve.Resolved) once it lands
             if placement.background_rgb is not None:
-                out.append(flat_scene((W, H), placement.background_rgb, seed, self.name))
+                out.append(flat_scene((W, H), placement.background_rgb, seed, self.name,
+                                      prompt_given="prompt" in job.request.model_fields_set))
             elif background:
                 out.append(photo_scene(background if isinstance(background, Photo) else str(background),
                                        (W, H), seed, self.name, max_pixels))
@@ -101,8 +102,10 @@ def setting_for(job: SceneJob) -> Setting:
                    noise=product_noise(rgb, alpha), cast=cast, exposure=exposure)
 
 
-def flat_scene(size: Size, rgb: tuple[int, int, int], seed: int, engine: str = "studio") -> Scene:
-    """A plain backdrop of exactly ``rgb`` (marketplace rule, e.g. Amazon's pure white)."""
+def flat_scene(size: Size, rgb: tuple[int, int, int], seed: int, engine: str = "studio", *,
+               prompt_given: bool = True) -> Scene:
+    """A plain backdrop of exactly ``rgb`` (marketplace rule, e.g. Amazon's pure white). The note
+    that the prompt is not used is only for a user who gave one."""
     t0 = time.perf_counter()
     W, H = size
     img = np.empty((H, W, 3), np.uint8)
@@ -110,7 +113,8 @@ def flat_scene(size: Size, rgb: tuple[int, int, int], seed: int, engine: str = "
     r, g, b = (int(v) for v in rgb)
     return Scene(rgb=img, seed=seed, engine=engine, light_dir=(0.0, 1.0), floor_y=None, gloss=0.0,
                  shadow_strength=0.5, needs_shadow=True, generated=False,
-                 notes=(f"plain background RGB {r},{g},{b} required by the preset: the prompt's scene is not used",),
+                 notes=(f"plain background RGB {r},{g},{b} required by the preset: the prompt's scene is not used",)
+                 if prompt_given else (),
                  params={"Background": f"plain {r} {g} {b}"},
                  timings={"studio": time.perf_counter() - t0})
 
@@ -163,17 +167,18 @@ def render_scene(prompt: str | ParsedPrompt, size: Size, seed: int, *, product_b
         return _scene(img8, seed, engine, look, None, notes, parsed, t0)
 
     img = _draw(look, rng, h, w)
-    if not look.pure:
-        gain = _match_photo(img, setting)
-        if gain != 1.0:
-            notes.append(f"scene darkened to {gain:.0%} to match the product photo's exposure")
+    # grading to the photo's exposure is the expected case: recorded in the parameters, not a note
+    gain = _match_photo(img, setting) if not look.pure else 1.0
     img8 = np.clip(img * F32(255) + F32(0.5), 0, 255).astype(np.uint8)
     if (w, h) != (W, H):
         img8 = cv2.resize(img8, (W, H), interpolation=cv2.INTER_CUBIC)
     if not look.pure:
         lighting.add_grain(img8, setting.noise, int(seed))
     floor_full = int(round(look.horizon / ky)) if look.horizon is not None else None
-    return _scene(img8, seed, engine, look, floor_full, notes, parsed, t0)
+    scene = _scene(img8, seed, engine, look, floor_full, notes, parsed, t0)
+    if gain != 1.0:
+        scene.params["Exposure match"] = f"scene graded to {gain:.0%} of its brightness (the photo's exposure)"
+    return scene
 
 
 def needs_generative_note(words: tuple[str, ...]) -> str:
