@@ -28,6 +28,8 @@ _LAZY = {
     "PackshotError": "packshot.errors",
     "suggest": "packshot.prompts.suggest",
     "describe": "packshot.prompts.describe",
+    "train": "packshot.train",
+    "TrainRequest": "packshot.schema",
 }
 
 __all__ = ["__version__", *_LAZY]
