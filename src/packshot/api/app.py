@@ -92,6 +92,8 @@ def create_app(settings: Settings | None = None, *, queue_options=None, start_qu
     app.include_router(check.router, prefix="/api/v1")
     from .routes import backgrounds
     app.include_router(backgrounds.router, prefix="/api/v1")
+    from .routes import adapters
+    app.include_router(adapters.router, prefix="/api/v1")
 
     # middleware: metrics outermost (sees 401/429/413 too), then the guard
     app.add_middleware(GuardMiddleware, key_hashes=hashes, per_minute=settings.rate_limit_per_minute,

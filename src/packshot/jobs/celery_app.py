@@ -185,7 +185,8 @@ class CeleryQueue:
 
     def _queue_of(self, job_id: str) -> str:
         try:
-            return queue_for(self.store.get_job(None, job_id).request)
+            job = self.store.get_job(None, job_id)
+            return queue_for(job.request, getattr(job, "kind", "generate"))  # training jobs: "gpu"
         except Exception:  # deleted meanwhile (the worker will find nothing to do) or DB hiccup
             return QUEUE_NAME
 

@@ -37,6 +37,7 @@ STAGES: dict[str, tuple[float, float]] = {
     "composite": (0.80, 0.90),
     "score": (0.90, 0.92),
     "save": (0.92, 0.99),
+    "train": (0.02, 0.99),  # a training job (jobs/training.py)
 }
 _OTHER = STAGES["background"]  # engines may name their own sub-stages (e.g. "denoise")
 
@@ -166,6 +167,9 @@ class JobRunner:
         written: list[str] = []  # result blobs put so far: removed unless a committed row names them
         try:
             reporter("starting", 0.0, "loading the photo")
+            if getattr(job, "kind", "generate") == "train":  # its result is the adapter (jobs/training.py)
+                from .training import train_job
+                return train_job(self, job, worker, reporter, cancel)
             results = self._generate(job, reporter, written)
             if self.store.finish(job.id, worker, results):
                 written.clear()
@@ -199,6 +203,12 @@ class JobRunner:
 
         fields = dict(job.request)
         background_id = fields.pop("background_id", None)  # an uploaded background (api/routes/backgrounds)
+        if fields.get("adapters"):  # API adapter ids -> their folders (store/adapters.py)
+            if not hasattr(job, "owner"):  # a remote worker (jobs.remote) cannot read the adapters table
+                raise PackshotError("adapters: jobs with a trained adapter run on the server's own workers, not on "
+                                    "remote workers (yet)")
+            from ..store.adapters import resolve_adapter_refs
+            fields["adapters"] = resolve_adapter_refs(self.store, job.owner, fields["adapters"])
         request = build(GenerateRequest, fields)
         photo = self.store.photo_by_id(job.photo_id)
         if photo is None:

@@ -106,6 +106,8 @@ class Job(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(200), default=None)
+    # "generate", or "train": a training job (request = TrainRequest; its AdapterRow has the same id)
+    kind: Mapped[str] = mapped_column(String(16), default="generate", server_default="generate")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -221,3 +223,32 @@ class BackgroundRow(Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AdapterRow(Base):
+    """A model trained on a product's photos (issue 12; ``POST /api/v1/products/{id}/adapters``).
+
+    Its training job is the jobs row with the same id and ``kind = 'train'`` (the queue, claim,
+    heartbeat, cancel and redelivery are the jobs'; the status is read from that job). This row
+    keeps the live ``step``/``total``/``loss``, the step a killed run resumed from, the photos it
+    learned from and, once done, the adapter folder's metadata (``packshot_adapter.json``).
+    ``folder``: relative to the data dir (``adapters/<id>``), never shown to clients."""
+
+    __tablename__ = "adapters"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(80))
+    method: Mapped[str] = mapped_column(String(40))
+    base: Mapped[str] = mapped_column(String(200))
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    loss: Mapped[float | None] = mapped_column(Float, default=None)
+    resumed_from: Mapped[int | None] = mapped_column(Integer, default=None)
+    photo_ids: Mapped[list] = mapped_column(JSON)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    folder: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

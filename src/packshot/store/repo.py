@@ -42,6 +42,7 @@ from .blobs import BlobStore, _pid_alive  # noqa: F401  (BlobStore: the default 
 from .db import make_engine, migrate
 from .objects import open_blobs
 from .models import BackgroundRow  # the seller's background photos (store/backgrounds.py)
+from .models import AdapterRow  # trained adapters (store/adapters.py)
 from .models import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, Job, Photo, Product, \
     Result, as_utc, new_id, utcnow
 
@@ -207,6 +208,7 @@ class Store:
             shas.update(s.scalars(select(Result.blob_sha).where(Result.product_id == product_id)))
             # explicit deletes (children first): no reliance on ON DELETE CASCADE being enforced
             s.execute(delete(Result).where(Result.product_id == product_id))
+            s.execute(delete(AdapterRow).where(AdapterRow.product_id == product_id))
             s.execute(delete(Job).where(Job.product_id == product_id))
             s.execute(delete(Photo).where(Photo.product_id == product_id))
             s.execute(delete(Product).where(Product.id == product_id))
@@ -306,9 +308,9 @@ class Store:
             return job
 
     def list_jobs(self, owner: str, product_id: str | None = None, status: str | None = None,
-                  limit: int = 100, offset: int = 0) -> tuple[list[Job], int]:
+                  limit: int = 100, offset: int = 0, kind: str | None = None) -> tuple[list[Job], int]:
         with self.read() as s:
-            cond = [Job.owner == owner]
+            cond = [Job.owner == owner] + ([Job.kind == kind] if kind else [])
             if product_id is not None:
                 cond.append(Job.product_id == product_id)
             if status is not None:

@@ -1,8 +1,6 @@
 """Generation jobs: submit (202), poll, stream progress (SSE), cancel."""
 from __future__ import annotations
 
-import asyncio
-import json
 import re
 from typing import Annotated
 
@@ -10,9 +8,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from ...errors import InvalidInputError, NotFoundError
+from ...errors import InvalidInputError
 from ...store import FINISHED
 from ..deps import OwnerDep, StateDep, StoreDep
+from ..sse import SSE_RESPONSES, poll_events
 from ..schemas import ERRORS, JobCreate, JobPublic, JobsPublic, JobStatus
 
 router = APIRouter(tags=["jobs"], responses=ERRORS)
@@ -22,7 +21,7 @@ router = APIRouter(tags=["jobs"], responses=ERRORS)
 _MODEL_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
 
 
-def _check_request(req: JobCreate, photo_size: tuple[int, int], settings, background=None):
+def _check_request(req: JobCreate, photo_size: tuple[int, int], settings, background=None, adapters=None):
     """Everything that can be checked before queueing, so a bad job fails now (4xx naming the
     value), not later: the library's own check (:func:`packshot.resolve.check_inputs`: engine,
     preset, hints, the engine's check of weights, model kind, mode and reference), then what only
@@ -42,6 +41,8 @@ def _check_request(req: JobCreate, photo_size: tuple[int, int], settings, backgr
     given = req.generate_request()
     if background is not None:  # the uploaded background (background_id), decoded: it may set the canvas
         given = given.model_copy(update={"background": background})
+    if adapters is not None:  # the key's trained adapters (ids), checked as their folders
+        given = given.model_copy(update={"adapters": adapters})
     resolved = check_inputs(given, photo_size=photo_size, settings=settings)
     w, h = resolved.canvas_size or photo_size
     if max(w, h) > settings.max_output_side:  # keep_framing takes the photo's size: bounded here too
@@ -68,9 +69,15 @@ def _submit(state, owner: str, body: JobCreate) -> JobPublic:
         from ...store.backgrounds import background_photo
         background = background_photo(state.store, owner, body.background_id, state.settings.max_pixels,
                                       state.decode_budget)
-    resolved = _check_request(body, (photo.width, photo.height), state.settings, background)
-    # the seed is fixed now (drawn once, by check_inputs): a job that runs again makes the same images
-    request = resolved.request.model_copy(update={"background": None}).model_dump(mode="json")
+    folders = None
+    if body.adapters:  # this key's finished adapters by id (store/adapters.py; 422 naming a bad one)
+        from ...store.adapters import resolve_adapter_refs
+        folders = resolve_adapter_refs(state.store, owner, body.adapters)
+    resolved = _check_request(body, (photo.width, photo.height), state.settings, background, folders)
+    # the seed is fixed now (drawn once, by check_inputs): a job that runs again makes the same images;
+    # adapters stay ids (the runner finds their folders; clients never see server paths)
+    request = resolved.request.model_copy(update={"background": None, "adapters": list(body.adapters)}
+                                          ).model_dump(mode="json")
     if body.background_id is not None:  # the runner reads it from the blob store (jobs.runner)
         request["background_id"] = body.background_id
     job = state.store.create_job(owner, body.product_id, photo.id, request)
@@ -92,7 +99,8 @@ def list_jobs(store: StoreDep, owner: OwnerDep, product_id: Annotated[str | None
     """Jobs, newest first."""
     if product_id is not None:
         store.get_product(owner, product_id)  # 404 for unknown / another key's product
-    items, count = store.list_jobs(owner, product_id=product_id, status=status, limit=limit, offset=offset)
+    items, count = store.list_jobs(owner, product_id=product_id, status=status, limit=limit, offset=offset,
+                                   kind="generate")  # training jobs: GET /api/v1/products/{id}/adapters
     return JobsPublic(items=[JobPublic.of(j) for j in items], count=count)
 
 
@@ -115,32 +123,10 @@ def cancel_job(job_id: str, state: StateDep, owner: OwnerDep) -> JobPublic:
     return JobPublic.of(job)
 
 
-@router.get("/jobs/{job_id}/events", response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {}},
-                             "description": "Server-sent events: `data: <Job JSON>` on every change until "
-                                            "the job is finished."}})
+@router.get("/jobs/{job_id}/events", response_class=StreamingResponse, responses=SSE_RESPONSES)
 async def job_events(job_id: str, request: Request, store: StoreDep, owner: OwnerDep) -> StreamingResponse:
+    """Server-sent events: `data: <Job JSON>` on every change until the job is finished."""
     job = await run_in_threadpool(store.get_job, owner, job_id)  # 404 before the stream starts
-
-    async def stream():
-        current, last, quiet = job, None, 0.0
-        while True:
-            data = JobPublic.of(current).model_dump_json()
-            if data != last:
-                yield f"data: {data}\n\n"
-                last, quiet = data, 0.0
-            if current.status in FINISHED or await request.is_disconnected():
-                return
-            await asyncio.sleep(0.25)
-            quiet += 0.25
-            if quiet >= 15:
-                yield ": keep-alive\n\n"
-                quiet = 0.0
-            try:
-                current = await run_in_threadpool(store.get_job, owner, job_id)
-            except NotFoundError:  # deleted with its product meanwhile
-                yield "event: error\ndata: " + json.dumps({"detail": f"job {job_id} was deleted"}) + "\n\n"
-                return
-
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return poll_events(request, job, lambda: store.get_job(owner, job_id),
+                       lambda j: JobPublic.of(j).model_dump_json(), lambda j: j.status in FINISHED,
+                       f"job {job_id} was deleted")

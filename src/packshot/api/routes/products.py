@@ -73,7 +73,11 @@ def delete_product(product_id: str, state: StateDep, owner: OwnerDep) -> Respons
     for job_id in running:
         state.queue.cancel(job_id)
     stop_jobs(state, running)  # their partial outputs are gone before we answer
+    from ...store.adapters import product_adapters, remove_folder
+    adapters = product_adapters(state.store, owner, product_id)  # trained adapters' folders go too
     state.store.delete_product(owner, product_id)
+    for row in adapters:
+        remove_folder(state.settings, row)
     if state.cutouts is not None:
         for p in product.photos:
             state.cutouts.forget_photo(p.id)

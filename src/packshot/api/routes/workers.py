@@ -124,6 +124,11 @@ def claim(job_id: JOB_ID, body: ClaimIn, state: StateDep, key: WorkerKeyDep) -> 
         job = store.claim(body.worker, job_id, stale_after_s=body.stale_after_s)
     if job is None:
         return ClaimOut(claimed=False, **_job_state(store, job_id).model_dump())
+    if getattr(job, "kind", "generate") == "train":  # training needs the server's data dir (jobs/training.py)
+        from ...store import FAILED
+        store.fail(job.id, body.worker, FAILED, "training jobs run on workers that share the server's database "
+                   "and data dir (packshot worker without --api), not on remote --api workers (yet)")
+        return ClaimOut(claimed=False, **_job_state(store, job_id).model_dump())
     photo = store.photo_by_id(job.photo_id)
     info = None if photo is None else PhotoInfo(
         id=photo.id, blob_sha=photo.blob_sha, width=photo.width, height=photo.height, cutout_sha=photo.cutout_sha,

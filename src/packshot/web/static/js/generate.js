@@ -8,6 +8,7 @@ import { resultCard } from "./candidates.js";
 import { MaskEditor } from "./mask.js";
 import { createLooksPanel } from "./looks.js";
 import { createBackgroundField } from "./background.js";
+import { createAdapterField } from "./adapters.js";
 
 /** Looks: one click sets the prompt (and for Amazon the marketplace preset). */
 const LOOKS = [
@@ -123,6 +124,7 @@ export function createGenerateTab(ctx) {
     guidance, placement, shadow, format, syncCanvas: () => syncCanvas(), saveForm: () => saveForm(),
     requestBody: () => requestBody(), getPhoto: () => ctx.photo }, id("looks"));
   const ownBackground = createBackgroundField(id("own-background"));
+  const adapterField = ctx.adapters ? createAdapterField(ctx.adapters, id("adapter")) : null;
   const generateBtn = h("button", { type: "submit", class: "btn btn-primary btn-large" }, "Generate");
   const field = (label, control, extra = {}) =>
     h("div", { class: `field ${extra.class || ""}` }, h("label", { for: control.id }, label), control, extra.after || null);
@@ -147,6 +149,7 @@ export function createGenerateTab(ctx) {
       field("Seed", seed)),
     h("div", { class: "grid-2" }, field("Canvas", canvas), sizeField),
     ownBackground.field,
+    adapterField && adapterField.field,
     h("details", { class: "subsection" },
       h("summary", {}, "Advanced"),
       h("div", { class: "grid-2" },
@@ -345,6 +348,7 @@ export function createGenerateTab(ctx) {
     body.shadow = shadow.checked;
     body.output_format = format.value;
     if (!body.prompt) delete body.prompt; // the server's default prompt
+    if (adapterField) adapterField.apply(body); // a trained model of this product (adapters.js)
     return body;
   }
 

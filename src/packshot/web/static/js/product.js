@@ -5,6 +5,7 @@ import { API, ApiError, get, loadImage } from "./api.js";
 import { h, mountInto } from "./dom.js";
 import { createGenerateTab } from "./generate.js";
 import { createHistoryTab } from "./history.js";
+import { createAdapters, createAdaptersPanel } from "./adapters.js";
 
 const TABS = [
   { id: "generate", label: "Generate" },
@@ -34,7 +35,10 @@ export async function renderProduct(view, productId, initialTab) {
     runVariations: null,
     /** Tell the history tab to reload next time it is shown. */
     historyStale: true,
+    /** The product's trained models (adapters.js), shared by the card and the generate form. */
+    adapters: createAdapters(product),
   };
+  const adaptersPanel = createAdaptersPanel(product, ctx.adapters);
 
   const generate = createGenerateTab(ctx);
   const history = createHistoryTab(ctx);
@@ -119,16 +123,19 @@ export async function renderProduct(view, productId, initialTab) {
         h("p", { class: "muted" },
           `${photoCount} photo${photoCount === 1 ? "" : "s"} · created ${new Date(product.created_at).toLocaleDateString()}`)),
       picker),
+    adaptersPanel.el,
     tablist,
     generate.el,
     history.el);
 
   showTab(initialTab);
+  adaptersPanel.start();
   return {
     showTab,
     cleanup() {
       generate.cleanup();
       history.cleanup();
+      adaptersPanel.cleanup();
     },
   };
 }

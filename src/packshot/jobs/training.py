@@ -1,0 +1,123 @@
+"""Run one claimed training job (``kind = 'train'``): the product's photos and their committed
+cut-outs -> :func:`packshot.train.train` -> the adapter folder ``<data_dir>/adapters/<id>/``.
+
+Called by :class:`~packshot.jobs.runner.JobRunner` for training jobs, so they run wherever
+generation jobs run (the in-process queue, or a ``packshot worker`` that shares the server's
+database and data dir) and get the same claim, heartbeat, cancel and redelivery.
+
+* Progress: every step's (step, total, loss) goes through the job's Reporter (heartbeat, cancel
+  flag, graceful stop, the test step delay) and, throttled, into the adapter row (``step``,
+  ``total``, ``loss``) that the API streams over SSE.
+* Cancel: a cancel request (DB flag or this process's event) sets the ``cancel`` event that
+  ``train()`` watches; it stops at the end of its step. A cancelled or failed run leaves nothing:
+  the folder (checkpoints included) is removed and no metadata is recorded.
+* Resume: ``train()`` saves a checkpoint every ``checkpoint_every`` steps in the adapter folder.
+  When the job runs again (its worker was killed -9 and the job was redelivered or re-queued, or the
+  server stopped gracefully), the newest checkpoint there is found and training continues from it
+  (``resume=True``); the step it resumed from is recorded.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from ..errors import CancelledError, PackshotError
+from ..store.adapters import adapter_folder, finish_training, get_adapter, remove_folder, set_progress
+
+log = logging.getLogger("packshot.jobs")
+
+def last_checkpoint(folder: Path) -> int | None:
+    """The step of the newest whole checkpoint in ``folder/checkpoints`` (None when there is none)."""
+    from ..train.checkpoint import latest
+
+    newest = latest(folder)
+    return int(newest.name.split("-")[1]) if newest is not None else None
+
+
+class _Progress:
+    """``progress(step, total, loss)`` for ``train()``: the job's Reporter, and the adapter row at
+    most every ``interval_s`` (and at the last step). An exception the Reporter raises (cancelled,
+    job lost, process stopping) is kept and turned into the ``cancel`` event, so ``train()`` stops
+    the way it is meant to (checkpoint saved, CancelledError); the runner then sees the real cause."""
+
+    def __init__(self, store, adapter_id: str, reporter, cancel: threading.Event, interval_s: float = 0.3):
+        self.store, self.adapter_id, self.reporter, self.cancel = store, adapter_id, reporter, cancel
+        self.interval_s = interval_s
+        self.stopped: BaseException | None = None
+        self._last = 0.0
+
+    def __call__(self, step: int, total: int, loss: float) -> None:
+        now = time.monotonic()
+        if step >= total or now - self._last >= self.interval_s:
+            self._last = now
+            set_progress(self.store, self.adapter_id, step, total, loss)
+        if self.stopped is not None:
+            return
+        try:
+            self.reporter("train", step / max(1, total), f"step {step}/{total}, loss {loss:.4f}")
+        except Exception as e:  # CancelledError, JobLost, JobStopping: stop at the end of this step
+            self.stopped = e
+            self.cancel.set()
+
+
+def _cutouts(runner, photo_ids: list[str], job_id: str):
+    """The training photos' cut-outs: the committed (or automatic) one where there is one, else
+    packshot's own cut-out, made now."""
+    from ..io import load_image
+    from ..schema import GenerateRequest
+    from ..types import Cutout
+    from .runner import JobLost
+
+    out = []
+    plain = GenerateRequest()  # no cut-out hints of its own: the committed cut-out is used
+    for pid in photo_ids:
+        photo = runner.store.photo_by_id(pid)
+        if photo is None:  # deleted with its product meanwhile
+            raise JobLost(job_id)
+        cut = runner.cutout_for(photo, plain)
+        if not isinstance(cut, Cutout):
+            cut = runner.pipeline.cutout(load_image(cut, max_pixels=runner.settings.max_pixels))
+        out.append(cut)
+    return out
+
+
+def train_job(runner, job, worker: str, reporter, cancel: threading.Event) -> str:
+    """Train the adapter of ``job``; returns "succeeded" or "lost". Cancel, lost, stopping and
+    errors are raised for the runner's handlers (after a cancelled or failed run is cleaned up)."""
+    from ..schema import TrainRequest, build
+
+    store, settings = runner.store, runner.settings
+    row = get_adapter(store, None, job.id)
+    folder = adapter_folder(settings, row)
+    request = build(TrainRequest, dict(job.request))
+    resume_at = last_checkpoint(folder)
+    if resume_at is not None:
+        set_progress(store, row.id, resume_at, row.total, None, resumed_from=resume_at)
+        log.warning("training job %s: resuming from the checkpoint at step %d", job.id, resume_at)
+    progress = _Progress(store, row.id, reporter, cancel)
+    try:
+        reporter("train", 0.0, "preparing the photos")
+        cutouts = _cutouts(runner, row.photo_ids, job.id)
+        from ..train import train
+
+        folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        result = train([c.photo for c in cutouts], request, folder, settings=settings, progress=progress,
+                       cancel=cancel, resume=resume_at is not None, cutouts=cutouts)
+    except CancelledError:
+        if progress.stopped is not None and not isinstance(progress.stopped, CancelledError):
+            raise progress.stopped from None  # lost or stopping: the checkpoints stay for the next run
+        remove_folder(settings, row)
+        raise
+    except PackshotError:
+        remove_folder(settings, row)
+        raise
+    if progress.stopped is not None:  # asked to stop while the last step ran: it finished anyway
+        if not isinstance(progress.stopped, CancelledError):
+            raise progress.stopped
+    meta = dict(result.adapter.meta)
+    meta["resumed_from"] = result.resumed_from
+    if finish_training(store, job.id, worker, meta, result.steps, result.final_loss, result.resumed_from):
+        return "succeeded"
+    return "lost"

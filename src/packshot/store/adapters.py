@@ -1,0 +1,152 @@
+"""Trained adapters of a product (issue 12): the training job and its adapter row, read, progress,
+finish, delete, and turning API adapter ids into folders for generation jobs.
+
+Kept beside :class:`~packshot.store.repo.Store` (not in it: that module is at its size limit), with
+its rules: every read is scoped by ``owner`` (another key's id is not found, 404), writes are short
+transactions. A training job is a row of the jobs table with ``kind = 'train'`` (so the queue's
+claim, heartbeat, lease, redelivery and cancel apply unchanged) and an :class:`AdapterRow` with the
+same id. The adapter's status is its job's (``succeeded`` reads ``done``).
+
+The adapter folder is ``<data_dir>/adapters/<id>/`` (checkpoints under ``checkpoints/``): a worker
+that runs training jobs shares the server's data dir (the shared-disk mode of ``packshot worker``).
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, select, update
+
+from ..config import Settings
+from ..errors import InvalidInputError, NotFoundError
+from .models import QUEUED, RUNNING, SUCCEEDED, AdapterRow, Job, Photo, Product, new_id, utcnow
+from .repo import Store
+
+TRAIN = "train"
+STATUS = {SUCCEEDED: "done"}  # job status -> adapter status (the others read the same)
+
+
+def adapter_folder(settings: Settings, row: AdapterRow) -> Path:
+    return Path(settings.data_dir) / row.folder
+
+
+def _attach(s, rows: list[AdapterRow]) -> list[AdapterRow]:
+    """Each row gets ``job`` (its training job) and ``status`` (queued|running|done|failed|cancelled)."""
+    jobs = {j.id: j for j in s.scalars(select(Job).where(Job.id.in_([r.id for r in rows])))} if rows else {}
+    for r in rows:
+        r.job = jobs.get(r.id)
+        r.status = STATUS.get(r.job.status, r.job.status) if r.job is not None else "failed"
+    return rows
+
+
+def create_training(store: Store, owner: str, product_id: str, photo_ids: list[str] | None,
+                    request: dict[str, Any], name: str) -> AdapterRow:
+    """Queue a training job on these photos of the product (default: all of them), committed before
+    this returns. Unknown product (or another key's) -> 404; a photo not of this product -> 422."""
+    with store.write() as s:
+        product = s.scalar(select(Product.id).where(Product.id == product_id, Product.owner == owner))
+        if product is None:
+            raise NotFoundError(f"product {product_id!r} not found")
+        own = list(s.scalars(select(Photo.id).where(Photo.product_id == product_id).order_by(Photo.position)))
+        if photo_ids is None:
+            photo_ids = own
+        stray = [p for p in photo_ids if p not in own]
+        if stray:
+            raise InvalidInputError(f"photo {stray[0]!r} is not a photo of product {product_id!r}")
+        now, aid = utcnow(), new_id()
+        s.add(Job(id=aid, owner=owner, product_id=product_id, photo_id=photo_ids[0], status=QUEUED, kind=TRAIN,
+                  progress=0.0, stage="queued", message="waiting for a training worker", request=request,
+                  cancel_requested=False, attempts=0, created_at=now, updated_at=now))
+        s.add(AdapterRow(id=aid, owner=owner, product_id=product_id, name=name, method=request["method"],
+                         base=request["base"], step=0, total=int(request["steps"]), loss=None, resumed_from=None,
+                         photo_ids=list(photo_ids), request=request, meta=None, folder=f"adapters/{aid}",
+                         created_at=now, updated_at=now))
+    return get_adapter(store, owner, aid)
+
+
+def get_adapter(store: Store, owner: str | None, adapter_id: str) -> AdapterRow:
+    """``owner=None``: unscoped (the job runner)."""
+    with store.read() as s:
+        q = select(AdapterRow).where(AdapterRow.id == adapter_id)
+        row = s.scalar(q if owner is None else q.where(AdapterRow.owner == owner))
+        if row is None:
+            raise NotFoundError(f"adapter {adapter_id!r} not found")
+        return _attach(s, [row])[0]
+
+
+def list_adapters(store: Store, owner: str, product_id: str) -> list[AdapterRow]:
+    """The product's adapters, newest first (404 for an unknown or another key's product)."""
+    store.get_product(owner, product_id)
+    with store.read() as s:
+        rows = list(s.scalars(select(AdapterRow).where(AdapterRow.product_id == product_id,
+                                                       AdapterRow.owner == owner)
+                              .order_by(AdapterRow.created_at.desc(), AdapterRow.id)))
+        return _attach(s, rows)
+
+
+def set_progress(store: Store, adapter_id: str, step: int, total: int, loss: float | None,
+                 resumed_from: int | None = None) -> None:
+    values: dict[str, Any] = {"step": int(step), "total": int(total), "updated_at": utcnow()}
+    if loss is not None:
+        values["loss"] = float(loss)
+    if resumed_from is not None:
+        values["resumed_from"] = int(resumed_from)
+    with store.write(durable=False) as s:
+        s.execute(update(AdapterRow).where(AdapterRow.id == adapter_id).values(**values))
+
+
+def finish_training(store: Store, adapter_id: str, worker: str, meta: dict[str, Any], step: int,
+                    loss: float | None, resumed_from: int | None) -> bool:
+    """Mark the training job succeeded and record the adapter's metadata, in one transaction, only
+    if ``worker`` still holds the job. Returns False (nothing written) otherwise."""
+    now = utcnow()
+    with store.write() as s:
+        n = s.execute(update(Job).where(Job.id == adapter_id, Job.worker == worker, Job.status == RUNNING)
+                      .values(status=SUCCEEDED, progress=1.0, stage="done", message=f"trained {step} step(s)",
+                              updated_at=now, finished_at=now, heartbeat_at=now)).rowcount
+        if n:
+            s.execute(update(AdapterRow).where(AdapterRow.id == adapter_id).values(
+                meta=meta, step=int(step), loss=loss, resumed_from=resumed_from, updated_at=now))
+    return bool(n)
+
+
+def delete_adapter(store: Store, owner: str, adapter_id: str) -> None:
+    """Delete the adapter's rows (its job too) and its folder."""
+    row = get_adapter(store, owner, adapter_id)
+    with store.write() as s:
+        s.execute(delete(AdapterRow).where(AdapterRow.id == row.id, AdapterRow.owner == owner))
+        s.execute(delete(Job).where(Job.id == row.id, Job.owner == owner))
+    remove_folder(store.settings, row)
+
+
+def remove_folder(settings: Settings, row: AdapterRow) -> None:
+    folder = adapter_folder(settings, row)
+    if folder.is_dir():
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def product_adapters(store: Store, owner: str, product_id: str) -> list[AdapterRow]:
+    """Unfiltered by status (deleting a product removes its adapters' folders)."""
+    with store.read() as s:
+        return list(s.scalars(select(AdapterRow).where(AdapterRow.product_id == product_id,
+                                                       AdapterRow.owner == owner)))
+
+
+def resolve_adapter_refs(store: Store, owner: str, refs: list[str]) -> list[str]:
+    """``["<adapter id>[:weight]", ...]`` of this key -> ``["<folder>:<weight>", ...]`` for the
+    generation engine. An unknown id, another key's, or one not done -> 422 naming it."""
+    from ..schema import parse_adapter
+
+    out = []
+    for text in refs:
+        ref, weight = parse_adapter(text)
+        try:
+            row = get_adapter(store, owner, ref)
+        except NotFoundError:
+            raise InvalidInputError(f"adapter {ref!r} not found: give the id of one of your trained adapters "
+                                    "(GET /api/v1/products/{id}/adapters)") from None
+        if row.status != "done":
+            raise InvalidInputError(f"adapter {ref!r} is {row.status}: only a finished adapter can be used")
+        out.append(f"{adapter_folder(store.settings, row)}:{weight:g}")
+    return out
