@@ -1,4 +1,5 @@
-"""packshot models list | pull ID: the known weights, which are here, and fetching them."""
+"""packshot models list | pull ID: the known weights, which are here, and fetching them; the trained
+adapters in ``<model_dir>/adapters`` are listed after the weights (``--json``: rows of kind "adapter")."""
 from __future__ import annotations
 
 
@@ -39,13 +40,18 @@ def _list(args, settings) -> int:
 
     from ..models import list_models
 
+    from ..models.adapters import adapters_dir, scan_adapters
+
     rows = list_models(settings)
+    adapters, broken = scan_adapters(settings)
     if getattr(args, "json", False):
         print(json.dumps([{"id": r.spec.id, "kind": r.spec.kind, "repo_id": r.spec.repo_id,
                            "licence": r.spec.licence, "commercial_ok": r.spec.commercial_ok,
                            "size_gb": r.spec.size_gb, "status": r.status,
                            "where": str(r.where) if r.where else None, "problem": r.problem}
-                          for r in rows], indent=2))
+                          for r in rows] + [_adapter_json(a) for a in adapters]
+                         + [{"id": p.name, "kind": "adapter", "status": "broken", "where": str(p), "problem": why}
+                            for p, why in broken], indent=2))
         return 0
     table = [("ID", "KIND", "LICENCE", "SIZE", "STATUS", "WHERE")]
     for r in rows:
@@ -58,8 +64,42 @@ def _list(args, settings) -> int:
     for r in rows:
         if r.problem:
             print(f"note: {r.spec.id}: {r.problem}")
-    print(f"model dir: {settings.model_dir} (set PACKSHOT_MODEL_DIR); also searched: the Hugging Face cache")
+    _print_adapters(adapters, broken)
+    print(f"model dir: {settings.model_dir} (set PACKSHOT_MODEL_DIR); also searched: the Hugging Face cache; "
+          f"trained adapters: {adapters_dir(settings)}"
+          + ("" if adapters or broken else " (none yet: packshot train PHOTO... --base MODEL --name NAME)"))
     return 0
+
+
+def _adapter_base(a) -> str:
+    from ..models.adapters import FAMILY_NAMES
+    base = a.base_id or (a.base_ref.rstrip("/").rsplit("/", 1)[-1] if a.base_ref else "?")
+    return f"{base} ({FAMILY_NAMES.get(a.family, a.family)})"
+
+
+def _adapter_json(a) -> dict:
+    m = a.meta
+    return {"id": a.path.name, "kind": "adapter", "name": a.name, "method": a.method, "token": a.token,
+            "base": a.base_ref, "base_id": a.base_id, "family": a.family, "steps": m.get("steps"),
+            "final_loss": m.get("final_loss"), "product": m.get("product"), "created": m.get("created"),
+            "status": "present", "where": str(a.path), "problem": None}
+
+
+def _print_adapters(adapters, broken) -> None:
+    """Trained adapters (``<model_dir>/adapters/<name>``): use one with ``generate --adapter NAME``."""
+    if not adapters and not broken:
+        return
+    print()
+    table = [("ADAPTER", "METHOD", "BASE", "TOKEN", "STEPS", "LOSS", "WHERE")]
+    for a in adapters:
+        loss = a.meta.get("final_loss")
+        table.append((a.path.name, a.method, _adapter_base(a), a.token, str(a.meta.get("steps", "?")),
+                      f"{loss:.4g}" if isinstance(loss, (int, float)) else "?", str(a.path)))
+    widths = [max(len(row[i]) for row in table) for i in range(6)]
+    for row in table:
+        print("  ".join(c.ljust(w) for c, w in zip(row[:6], widths)) + "  " + row[6])
+    for folder, why in broken:
+        print(f"note: adapter {folder.name}: {why}")
 
 
 def _bar(name: str):

@@ -17,6 +17,9 @@ Public entry: :func:`compose`. For one candidate it does, in this order:
    from ``layer.rgb`` (keep-framing: identical to the photo); ``alpha == 0`` pixels are the
    background of steps 1-3, untouched.
 
+A scene whose model painted the product itself (``scene.product_generated``: a trained adapter in
+text2img / img2img) is returned as it is: no paste-back, no added shadow or reflection.
+
 Speed: everything the silhouette alone decides (boxes, soft-pixel lists, the low-resolution
 silhouette, the contact shadow, the reflection source, cast shadows per light direction) is
 computed once per :class:`~packshot.types.Layer` by :func:`prepare` and cached (weakly, keyed by
@@ -151,6 +154,8 @@ def compose(scene: Scene, layer: Layer, *, shadow: bool = True) -> np.ndarray:
     from .shadows import render_shadows
 
     _check(scene.rgb, layer)
+    if scene.product_generated:     # the model painted the product itself: nothing to paste or shade
+        return np.array(scene.rgb, dtype=np.uint8, order="C", copy=True)
     prep = prepare(layer)
     forced = layer.placement.background_rgb
     if forced is not None:

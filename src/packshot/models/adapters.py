@@ -137,3 +137,117 @@ def read_adapter(folder: str | Path) -> AdapterInfo:
     if not info.weights_file.is_file():
         raise ModelError(f"adapter {folder}: weights missing ({info.weights_file.name})")
     return info
+
+
+# -- finding, listing and checking adapters (generation side) ----------------------------------------
+
+ADAPTERS_DIR = "adapters"
+FAMILY_NAMES = {"sd": "SD 1.x/2.x", "sdxl": "SDXL"}
+
+
+def adapters_dir(settings) -> Path:
+    """``<model_dir>/adapters``: where named adapters live."""
+    return Path(settings.model_dir) / ADAPTERS_DIR
+
+
+def check_weights(info: AdapterInfo) -> None:
+    """The weights file is a whole safetensors file of the adapter's kind (headers only, no torch):
+    LoRA tensors for LoRA methods; one embedding per text encoder for textual inversion."""
+    from . import safetensors_header
+    try:
+        header = safetensors_header(info.weights_file)
+    except ModelError as e:
+        raise ModelError(f"adapter {info.name!r}: {e}") from None
+    keys = [k for k in header if k != "__metadata__"]
+    if info.method == "textual-inversion":
+        want = ("clip_l", "clip_g") if info.family == "sdxl" else ()
+        missing = [k for k in want if k not in keys]
+        if not keys or missing:
+            raise ModelError(f"adapter {info.name!r}: {info.weights_file} is not a textual-inversion embedding "
+                             f"for {FAMILY_NAMES.get(info.family, info.family)}"
+                             + (f" (no {', '.join(missing)})" if missing else " (no tensors)"))
+    elif not any("lora" in k for k in keys):
+        raise ModelError(f"adapter {info.name!r}: {info.weights_file} holds no LoRA weights")
+
+
+def scan_adapters(settings) -> tuple[list[AdapterInfo], list[tuple[Path, str]]]:
+    """Every folder under ``<model_dir>/adapters``: (usable adapters, [(folder, problem)]) by name.
+    A folder still being written (no metadata yet) is skipped."""
+    root = adapters_dir(settings)
+    good: list[AdapterInfo] = []
+    bad: list[tuple[Path, str]] = []
+    if not root.is_dir():
+        return good, bad
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if not (folder / META_FILE).exists():
+            continue
+        try:
+            info = read_adapter(folder)
+            check_weights(info)
+        except (InvalidInputError, ModelError) as e:
+            bad.append((folder, str(e)))
+            continue
+        good.append(info)
+    return good, bad
+
+
+def list_adapters(settings) -> list[AdapterInfo]:
+    """The usable named adapters in ``<model_dir>/adapters`` (broken ones: :func:`scan_adapters`)."""
+    return scan_adapters(settings)[0]
+
+
+def find_adapter(ref: str | Path, settings) -> AdapterInfo:
+    """An adapter by name (``<model_dir>/adapters/<name>``) or folder, read and checked (metadata,
+    weights file whole and of the adapter's kind). Unknown name -> UnknownNameError listing the known
+    adapters; a folder that is not a whole adapter -> one line naming it."""
+    from ..errors import UnknownNameError
+    text = str(ref).strip()
+    path = Path(text).expanduser()
+    named = adapters_dir(settings) / text
+    if path.is_dir():
+        folder = path
+    elif text and "/" not in text and "\\" not in text and text not in (".", "..") and named.is_dir():
+        folder = named
+    elif path.exists():
+        raise InvalidInputError(f"adapter {text!r} is a file; an adapter is a folder holding {META_FILE}")
+    else:
+        known = [a.path.name for a in list_adapters(settings)]   # a name is its folder's name
+        if "/" in text or text.startswith((".", "~")):
+            raise InvalidInputError(f"adapter {text!r}: no such folder (named adapters in "
+                                    f"{adapters_dir(settings)}: {', '.join(known) or 'none'})")
+        raise UnknownNameError("adapter", text, known)
+    info = read_adapter(folder)
+    check_weights(info)
+    return info
+
+
+def _base_folder(base: Any) -> tuple[Path, str]:
+    """(folder whose configs describe the base, the name to show) for a folder path or a ModelInfo."""
+    if isinstance(base, (str, Path)):
+        return Path(base), Path(base).name
+    folder = getattr(base, "config_dir", None) or base.path
+    return Path(folder), str(getattr(base, "name", Path(base.path).name))
+
+
+def check_adapter_base(info: AdapterInfo, base: Any) -> str | None:
+    """Refuse an adapter on a base of another architecture (one line naming both models); None when
+    it was made for this very base, else a note (same architecture, another checkpoint).
+
+    ``base``: a diffusers pipeline folder, or a ``ModelInfo`` (a single-file checkpoint is judged
+    by its configs folder)."""
+    folder, name = _base_folder(base)
+    fingerprint, family = base_fingerprint(folder), base_family(folder)
+    if fingerprint != info.fingerprint or family != info.family:
+        raise InvalidInputError(
+            f"adapter {info.name!r} was trained for {info.base_ref} ({FAMILY_NAMES.get(info.family, info.family)}), "
+            f"not for {name} ({FAMILY_NAMES.get(family, family)}): use it with its base model or train one "
+            f"for {name}")
+    same = {info.base_ref, info.base_id} & {name, str(getattr(base, "name", name))}
+    try:
+        same = same or Path(info.base_ref).expanduser().resolve() == folder.resolve()
+    except OSError:
+        pass
+    if same:
+        return None
+    return (f"adapter {info.name!r} was trained on {info.base_ref}; used with {name} (same architecture, "
+            f"another checkpoint)")

@@ -20,6 +20,11 @@ output size: an ONNX upscaler, a hires second pass, or Lanczos). The product is 
 compositor; ``Scene.raw_product`` keeps the model's own pixels for fidelity scores. Every setting
 is honoured or reported in ``Scene.notes``; the parameters record the working size, the strength
 and the exact final prompt.
+
+Trained adapters (``request.adapters``, :mod:`.adapters`): checked up front with the model, applied
+to the cached pipeline for one render (a later render without them is unchanged). In text2img /
+img2img the model paints the product itself (``Scene.product_generated``: the compositor pastes
+nothing back, no shadow is added); in inpaint / outpaint the product is still pasted back exactly.
 """
 from __future__ import annotations
 
@@ -33,6 +38,7 @@ from ...errors import DependencyMissingError, UnknownNameError
 from ...models import model_cache
 from ...types import ProgressFn, Scene, no_progress
 from .. import SceneJob
+from .adapters import apply_adapters
 from .control import canny_control, control_region, depth_control, mask_control
 from .inspect import ModelInfo, inspect_model
 from .loading import CLASSES, IP_ADAPTER_SCALE, LoadedPipeline, controlnet_variant, load_base
@@ -144,15 +150,20 @@ class DiffusionEngine:
         n = len(job.seeds)
         chunk = chunk_size(n, plan.geometry.padded, rt, self.cpu_batch)
         hires = int(plan.geometry.upscaled and plan.upscaler is not None and plan.upscaler.kind == "hires")
+        seam = bool(req.seam_pass) and not plan.paints_product
+        if req.seam_pass and not seam:
+            notes.append("seam pass skipped: the model painted the product itself (an adapter in "
+                         f"{plan.task}), there is no pasted-back edge to blend")
         run = RunArgs(torch=torch, plan=plan, prompt=plan.prompt, negative=plan.negative, steps=req.steps,
                       guidance=req.guidance, strength=plan.strength if plan.strength is not None else 1.0,
                       seeds=list(job.seeds), chunk=chunk, rt=rt,
-                      progress=Progress(progress, -(-n // chunk) * (1 + bool(req.seam_pass) + hires), req.steps),
+                      progress=Progress(progress, -(-n // chunk) * (1 + seam + hires), req.steps),
                       controlnet_scale=req.controlnet_scale, control_end=req.control_end,
                       scheduler_cls=scheduler_cls)
         with holder.lock, quiet():
             pipe = holder.view(CLASSES[(plan.info.family, plan.task, plan.controlnet is not None)])
             pipe.scheduler = (scheduler_cls or holder.scheduler_class).from_config(holder.scheduler_config)
+            apply_adapters(holder, pipe, plan.adapters, plan.info.family)   # also turns earlier ones off
             sampler = type(pipe.scheduler).__name__
             notes += token_notes(pipe, plan.prompt, plan.negative)
             if rt.accelerator and chunk > 1 and hasattr(pipe.vae, "enable_slicing"):
@@ -162,7 +173,7 @@ class DiffusionEngine:
             firsts = first_pass(pipe, run)
             t_gen = time.perf_counter() - t_gen
             outs, t_seam = firsts, time.perf_counter()
-            if req.seam_pass:
+            if seam:
                 outs = seam_pass(holder, run, firsts)
             t_seam = time.perf_counter() - t_seam
             t_up = time.perf_counter()
@@ -170,7 +181,7 @@ class DiffusionEngine:
             t_up = time.perf_counter() - t_up
         params = {**self._params(plan, req, run, sampler), **up_params}
         timings = {"model_load": holder.load_seconds if loaded_now else 0.0, "denoise": t_gen / n,
-                   "seam_pass": t_seam / n if req.seam_pass else 0.0, "upscale": t_up / n,
+                   "seam_pass": t_seam / n if seam else 0.0, "upscale": t_up / n,
                    "engine_total": (time.perf_counter() - t_start) / n}
         scenes = [self._scene(job, plan, seed, first, final, notes, params, timings)
                   for seed, first, final in zip(job.seeds, firsts, outs)]
@@ -183,12 +194,13 @@ class DiffusionEngine:
         rgb = final                           # already at the canvas size (upscale.to_canvas)
         if plan.task == "inpaint":
             raw = g.to_canvas(first)          # the model's own pixels under the product (pass 1)
-        elif job.request.seam_pass:
+        elif job.request.seam_pass and not plan.paints_product:
             raw = rgb.copy()                  # the seam pass saw (and re-rendered) the product
         else:
             raw = None                        # background only: the model never saw the product
         return Scene(rgb=rgb, seed=seed, engine=self.name, floor_y=job.layer.placement.floor_y,
-                     needs_shadow=plan.task != "inpaint", generated=True, raw_product=raw,
+                     needs_shadow=plan.task != "inpaint" and not plan.paints_product, generated=True,
+                     raw_product=raw, product_generated=plan.paints_product,
                      notes=tuple(dict.fromkeys(notes)), params=dict(params), timings=dict(timings))
 
     @staticmethod
@@ -210,7 +222,9 @@ class DiffusionEngine:
                                     f"end {req.control_end:g})")
         if plan.ip_adapter:
             params["IP-Adapter"] = f"{plan.ip_adapter.name} (scale {IP_ADAPTER_SCALE})"
-        if req.seam_pass:
+        if plan.adapters:
+            params["Adapters"] = ", ".join(a.describe() for a in plan.adapters)
+        if req.seam_pass and not plan.paints_product:
             params["Seam pass"] = f"strength {SEAM_STRENGTH}, ring {seam_ring(run)} px"
         return params
 

@@ -16,6 +16,7 @@ from typing import Any
 from ...config import Settings
 from ...errors import DependencyMissingError, ModelError
 from ...models import MODELS, pipeline_components, resolve
+from .adapters import AdapterState
 from .control import patch_controlnet
 from .stack import import_stack, quiet
 
@@ -34,12 +35,14 @@ class LoadedPipeline:
     """A loaded pipeline plus ``from_pipe`` views of other classes on the same modules.
 
     ``lock`` serialises calls: a diffusers pipeline (its scheduler) is not safe to run twice at once.
-    A variant shares its base's lock (they share modules).
+    A variant shares its base's lock and adapter state (they share modules).
     """
 
-    def __init__(self, pipe: Any, load_seconds: float, notes: list[str], lock: threading.Lock | None = None):
+    def __init__(self, pipe: Any, load_seconds: float, notes: list[str], lock: threading.Lock | None = None,
+                 adapters: AdapterState | None = None):
         self.pipe = pipe
         self.lock = lock or threading.Lock()
+        self.adapters = adapters or AdapterState()   # trained adapters loaded on these modules (shared)
         self.load_seconds = load_seconds
         self.notes = notes
         self.scheduler_class = type(pipe.scheduler)
@@ -158,4 +161,4 @@ def controlnet_variant(base: LoadedPipeline, info, cn_info, rt, settings: Settin
     except Exception as e:
         raise _load_error(f"ControlNet {cn_info.path}", info, e) from None
     pipe.set_progress_bar_config(disable=True)
-    return LoadedPipeline(pipe, time.perf_counter() - t0, list(base.notes), lock=base.lock)
+    return LoadedPipeline(pipe, time.perf_counter() - t0, list(base.notes), lock=base.lock, adapters=base.adapters)

@@ -15,6 +15,7 @@ import numpy as np
 from ...config import Settings
 from ...errors import InvalidInputError, MissingWeightsError, ModelError
 from ...models import MODELS, PIPELINE_KINDS, resolve
+from .adapters import ActiveAdapter, resolve_adapters
 from .inspect import ControlNetInfo, IPAdapterInfo, ModelInfo, inspect_controlnet, inspect_ip_adapter, inspect_model
 from .prompts import assemble, product_noun
 from .resolution import Geometry, plan_geometry
@@ -44,6 +45,17 @@ class Plan:
     reference: np.ndarray | None = None      # HxWx3 uint8 (img2img init and/or IP-Adapter image)
     upscaler: Upscaler | None = None         # how a background below the canvas size is enlarged
     notes: list[str] = field(default_factory=list)
+    adapters: list[ActiveAdapter] = field(default_factory=list)   # trained adapters, weight 0 dropped
+
+    @property
+    def tokens(self) -> list[str]:
+        """The adapters' trigger tokens, in request order."""
+        return list(dict.fromkeys(a.info.token for a in self.adapters))
+
+    @property
+    def paints_product(self) -> bool:
+        """The model paints the product itself (an adapter in text2img / img2img): nothing is pasted back."""
+        return bool(self.adapters) and self.task in ("text2img", "img2img")
 
 
 def _model(req, s: Settings, notes: list[str]) -> ModelInfo:
@@ -105,8 +117,10 @@ def check_request(req, s: Settings) -> Plan:
     info = _model(req, s, notes)
     task = _mode(req, info, notes)
     strength = _strength(req, info, task, notes)
-    prompt, negative = assemble(req, info.family)
-    plan = Plan(mode=task, task=task, info=info, strength=strength, prompt=prompt, negative=negative, notes=notes)
+    plan = Plan(mode=task, task=task, info=info, strength=strength, prompt="", negative="", notes=notes,
+                adapters=resolve_adapters(req, info, s, notes))
+    plan.prompt, plan.negative = assemble(req, info.family, tokens=plan.tokens, paint=plan.paints_product,
+                                          notes=notes)
     given = getattr(req, "model_fields_set", set())
     if req.controlnet:
         plan.controlnet = inspect_controlnet(req.controlnet, info, s)
@@ -174,5 +188,6 @@ def _caption_noun(plan: Plan, job, s: Settings) -> None:
         plan.notes.append(f"captioner {s.captioner}: '{caption}' names no product noun packshot knows; "
                           f"the prompt does not name the product (give --product)")
         return
-    plan.prompt, _ = assemble(job.request, plan.info.family, noun=noun)
+    plan.prompt, _ = assemble(job.request, plan.info.family, noun=noun, tokens=plan.tokens,
+                              paint=plan.paints_product)
     plan.notes.append(f"product noun '{noun}' from the captioner {s.captioner} ('{caption}')")
