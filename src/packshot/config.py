@@ -29,6 +29,9 @@ class Settings(BaseModel):
                                    "(sam engine); default clip-vit-base-patch32, then clipseg.")
     captioner: str | None = Field(None, description="Captioning model id/folder (BLIP, BLIP-2 class) for scene "
                                   "suggestions and descriptions; none: measured from the photo only.")
+    similarity_model: str | None = Field(None, description="Image encoder id/folder (DINOv2 or CLIP, local only) for "
+                                         "the similarity of generated products to the reference photos; none: "
+                                         "classical parts only (colour, shape, detail).")
     upscaler: str | None = Field(None, description="Default for requests that give no upscaler (diffusion "
                                  "background below the output size): upscaler id / .onnx path, hires or lanczos.")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")

@@ -41,6 +41,18 @@ def result_entry(cand, rank: int) -> dict[str, Any]:
     }
 
 
+def dropped_entry(cand) -> dict[str, Any]:
+    """A candidate removed by min_similarity / keep: no file, its seed, scores and why."""
+    return {
+        "seed": cand.seed,
+        "engine": cand.engine,
+        "reason": cand.dropped_reason,
+        "scores": {k: round(float(v), 5) for k, v in cand.scores.items()},
+        "parameters": cand.parameters,
+        "notes": list(cand.notes),
+    }
+
+
 def needs_generative(result: GenerateResult) -> list[str]:
     """Scene words of the prompt only a generative engine can draw (the studio engine records
     them in its parameters), sorted; empty when there are none or the engine was generative."""
@@ -79,5 +91,6 @@ def save_result(result: GenerateResult, outdir: str | Path, fmt: str | None = No
         "timings": {k: round(float(v), 4) for k, v in result.timings.items()},
         "notes": result.notes,
         "candidates": entries,
+        "dropped": [dropped_entry(c) for c in result.dropped],
     }
     return write_atomic(out / "results.json", json.dumps(doc, indent=2).encode("utf-8"))

@@ -1,4 +1,5 @@
-"""The main job as numbered stages: load -> segment -> layout -> background -> composite -> score.
+"""The main job as numbered stages: load -> segment -> layout -> background -> composite -> score
+-> keep/drop (``min_similarity``, ``keep``).
 
 ``Pipeline`` holds what is expensive to build (engines, loaded models) and is reused across calls,
 requests and jobs; ``packshot.cutout`` / ``packshot.generate`` use one default Pipeline per
@@ -23,7 +24,11 @@ from .layout import place, plan
 from .models import new_model_cache
 from .resolve import Resolved, SegmentPlan, check_inputs, check_segment
 from .schema import GenerateRequest, SegmentOptions, build
-from .score import rank, score_candidate
+from .score import overall, rank, score_candidate
+from .score.encoders import image_encoder, resolve_encoder
+from .score.filter import keep_filter
+from .score.references import hashes_text, reference_views
+from .score.similarity import ProductView, ReferenceSet
 from .segment import SEGMENTERS, Segmenter, resolve_engine
 from .score.ranking import with_cutout_confidence
 from .segment.confidence import low_confidence_note, with_confidence
@@ -80,6 +85,8 @@ class Pipeline:
               photo_size: Size | None = None) -> Resolved:
         """1. check inputs: ``resolve.check_inputs`` with this Pipeline's settings and engines."""
         ENGINES.entry(request.engine)  # names the valid engines before one is built
+        if request.adapters or request.min_similarity is not None:
+            resolve_encoder(self.settings)  # a configured similarity model exists and is an encoder
         return check_inputs(request, photo, self.settings, photo_size=photo_size,
                             engine=self.engine(request.engine))
 
@@ -164,18 +171,58 @@ class Pipeline:
             progress("composite", (i + 1) / len(scenes), f"candidate {i + 1}/{len(scenes)}")
         timings["composite"] = time.perf_counter() - t
 
-        # 7. score and rank (best first)
+        # 7. score (a generated product also for its similarity to the reference photos) and rank
         t = time.perf_counter()
         low = low_confidence_note(cut.matte)
+        similar = self._similarity(candidates, cut, request, notes, progress)
         for c in candidates:
-            c.scores = with_cutout_confidence(score_candidate(c, layer, placement), cut.matte.confidence)
+            scores = score_candidate(c, layer, placement)
+            if c in similar:
+                scores.update(similar[c])
+                scores["overall"] = overall(scores)
+            c.scores = with_cutout_confidence(scores, cut.matte.confidence)
             if low:
                 c.notes.append(low)
         candidates = rank(candidates)
         timings["score"] = time.perf_counter() - t
+
+        # 8. keep / drop: min_similarity, then the best ``keep``; dropped ones are listed, not lost
+        kept = keep_filter(candidates, request.min_similarity, request.keep)
+        notes.extend(kept.notes)
         timings["total"] = time.perf_counter() - t0
-        return GenerateResult(candidates=candidates, cutout=cut, placement=placement, request=request,
-                              timings=timings, notes=notes)
+        return GenerateResult(candidates=kept.kept, cutout=cut, placement=placement, request=request,
+                              timings=timings, notes=notes, dropped=kept.dropped)
+
+    def _similarity(self, candidates: list[Candidate], cut: Cutout, request: GenerateRequest,
+                    notes: list[str], progress: ProgressFn) -> dict[Candidate, dict[str, float]]:
+        """Similarity scores of the candidates whose product the model painted itself: each is cut
+        out with the default segmenter (``auto``) and compared with the reference cut-outs (the
+        photo's and the adapters'), prepared once here. Records the references' hashes and the
+        score in the candidate's parameters."""
+        generated = [c for c in candidates if c.scene.product_generated]
+        if not generated:
+            return {}
+        refs = ReferenceSet(reference_views(cut, list(request.adapters), self.settings),
+                            image_encoder(self.settings, self.models))
+        name, _ = self.resolve_segmenter(SegmentOptions())  # the default cut-out engine ("auto")
+        segmenter = self.segmenter(name)
+        out: dict[Candidate, dict[str, float]] = {}
+        for i, c in enumerate(generated):
+            progress("score", i / len(generated), f"similarity of candidate {i + 1}/{len(generated)}")
+            try:
+                matte = segmenter.segment(Photo(rgb=c.image, source=f"candidate seed {c.seed}"))
+            except NoProductFoundError:
+                matte = None
+            if matte is None or matte.bbox(0.5) is None:
+                out[c] = {"similarity": 0.0}
+                c.notes.append(f"seed {c.seed}: no product found in the generated image (similarity 0)")
+                continue
+            res = refs.score(ProductView.from_rgba(c.image, matte.alpha, name=f"seed {c.seed}", source="candidate"))
+            out[c] = res.scores()
+            c.parameters.update({"Similarity": round(res.score, 4), "Best reference": res.reference.name,
+                                 "Reference hashes": hashes_text(refs.references)})
+            notes.extend(n for n in res.notes if n not in notes)
+        return out
 
     def _parameters(self, request: GenerateRequest, scene, placement, cut: Cutout) -> dict[str, Any]:
         W, H = placement.canvas_size

@@ -210,6 +210,7 @@ class Candidate:
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     file: str | None = None  # set once saved
+    dropped_reason: str | None = None  # why min_similarity / keep dropped it (GenerateResult.dropped)
 
 
 @dataclass(eq=False)

@@ -74,9 +74,24 @@ def run(args) -> int:
     result = default_pipeline(Settings.from_env()).generate(args.input, request, progress)
     progress.done()
     path = save_result(result, out)
-    best, count = result.candidates[0], len(result.candidates)
-    print(f"wrote {count} candidate{'s' if count != 1 else ''} to {out}/ (best: {best.file}); "
-          f"details in {path}")
+    count = len(result.candidates)
+    best = f" (best: {result.candidates[0].file})" if count else ""
+    print(f"wrote {count} candidate{'s' if count != 1 else ''} to {out}/{best}; details in {path}")
+    _print_dropped(result, request)
     for note in result.notes + sorted({n for c in result.candidates for n in c.notes}):
         print(f"note: {note}")
     return 0
+
+
+def _print_dropped(result, request) -> None:
+    """'kept X of n, dropped Y (similarity < T)' and one line per dropped candidate."""
+    if not result.dropped:
+        return
+    kept, dropped = len(result.candidates), len(result.dropped)
+    why = [w for w, on in ((f"similarity < {request.min_similarity:g}", request.min_similarity is not None),
+                           (f"keep={request.keep}", request.keep is not None)) if on]
+    print(f"kept {kept} of {kept + dropped}, dropped {dropped} ({'; '.join(why)})")
+    for c in result.dropped:
+        sim = c.scores.get("similarity")
+        score = f"similarity {sim:.3f}, " if sim is not None else ""
+        print(f"  dropped seed {c.seed}: {score}overall {c.scores.get('overall', 0.0):.3f} ({c.dropped_reason})")

@@ -96,6 +96,11 @@ CATALOG: tuple[ModelSpec, ...] = (
               "SlimSAM-77: SAM pruned to 1/10 of ViT-B, fast on CPU.", ("*.json", "*.safetensors", "*.txt")),
     ModelSpec("clip-vit-base-patch32", "clip", "openai/clip-vit-base-patch32", "MIT", True, 0.61,
               "CLIP ViT-B/32 (ranks masks and candidates against text).", ("*.json", "*.safetensors", "*.txt")),
+    # -- image encoders for the similarity of generated products (score/encoders.py); a CLIP
+    # checkpoint above (clip-vit-base-patch32) serves as one too ---------------------------------
+    ModelSpec("dinov2-small", "image-encoder", "facebook/dinov2-small", "Apache-2.0", True, 0.09,
+              "DINOv2 ViT-S/14 image encoder: product similarity of generated candidates.",
+              ("*.json", "*.safetensors")),
     ModelSpec("clipseg", "clipseg", "CIDAS/clipseg-rd64-refined", "Apache-2.0", True, 0.6,
               "CLIPSeg rd64 refined: text-prompted segmentation.", ("*.json", "*.safetensors", "*.txt")),
 )

@@ -21,6 +21,11 @@
 ``fill``                    product's longer side / canvas's longer side (:mod:`.compliance`)
 ``compliance`` (+ ``fill_error``, ``border_purity``, ``background_purity`` with a preset):
                             fraction of the preset's rules met; 1 without a preset
+``similarity`` (+ ``similarity_colour``, ``_shape``, ``_detail``, ``_embed``): only for a
+                            product the model painted itself (``scene.product_generated``), 0..1,
+                            how much it still looks like the reference photos (:mod:`.similarity`);
+                            such candidates get no layer-based product scores (the product is not
+                            where the layer put it), only ``exposure`` and ``similarity``
 ``overall``                 0..1, weighted geometric mean of the above (:mod:`.ranking`)
 ==========================  =================================================================
 
@@ -51,10 +56,17 @@ def score_image(image: np.ndarray, layer: Layer, scene=None, placement=None) -> 
     """All scores of one final image (HxWx3 uint8) made from ``layer`` (and ``scene``, if known)."""
     geo = _geometry(layer)
     placement = placement if placement is not None else layer.placement
+    forced = placement is not None and placement.background_rgb is not None
+    if scene is not None and getattr(scene, "product_generated", False):
+        # the model painted the product itself, wherever it chose: the layer's silhouette says
+        # nothing about it, so only the exposure is measured here; the pipeline adds the similarity
+        # to the reference photos (:mod:`.similarity`) and recomputes ``overall``
+        s = exposure_scores(image, layer, geo, forced)
+        s["overall"] = overall(s)
+        return {k: float(v) for k, v in s.items()}
     s: dict[str, float] = {"product_change": product_change(image, layer, geo)}
     if scene is not None and getattr(scene, "raw_product", None) is not None:
         s["raw_product_change"] = raw_product_change(scene.raw_product, layer, geo)
-    forced = placement is not None and placement.background_rgb is not None
     scene_rgb = scene.rgb if scene is not None and not forced else image  # forced: the scene is unused
     s["object_expansion"] = object_expansion(scene_rgb, layer, geo)
     s["seam"] = seam(scene_rgb, geo)

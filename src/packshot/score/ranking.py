@@ -14,6 +14,7 @@ fringe                 ``exp(-fringe / 12)``                        1
 separation             ``0.4 + 0.6 * separation``                   1
 exposure               ``exposure``                                 1
 raw_product_change     ``exp(-raw_product_change / 64)`` (if any)   0.5
+similarity             ``similarity`` (generated products only)     3
 =====================  ===========================================  ======
 
 Then the cut-out's confidence (:mod:`packshot.segment.confidence`), when known, multiplies it:
@@ -37,6 +38,7 @@ TERMS = (
     ("separation", 1.0, lambda v: 0.4 + 0.6 * v),
     ("exposure", 1.0, lambda v: v),
     ("raw_product_change", 0.5, lambda v: math.exp(-v / 64.0)),
+    ("similarity", 3.0, lambda v: v),
 )
 
 
