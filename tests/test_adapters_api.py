@@ -106,6 +106,19 @@ def test_training_over_http_streams_progress_and_the_adapter_generates_by_id(ser
         assert listed["count"] == 1 and listed["items"][0]["id"] == done["id"]
         # training jobs are not generation jobs
         assert a.get("/api/v1/jobs", params={"product_id": product["id"]}).json()["count"] == 0
+        # generate with it, by id: the job keeps the id (never the server's folder), the engine uses the adapter
+        r = a.post("/api/v1/jobs", json={"product_id": product["id"], "engine": "diffusion", "model": "tiny-sd",
+                                         "adapters": [f"{done['id']}:0.8"], "prompt": "<product> on a wooden table",
+                                         "size": "64x64", "steps": 2, "n": 1, "seed": 5})
+        assert r.status_code == 202, r.text
+        assert r.json()["request"]["adapters"] == [f"{done['id']}:0.8"]
+        job = wait_for(lambda: (j := a.get(f"/api/v1/jobs/{r.json()['id']}").json())["status"] in
+                       ("succeeded", "failed", "cancelled") and j, 180, "the generation job")
+        assert job["status"] == "succeeded", job
+        result = a.get(f"/api/v1/results/{job['result_ids'][0]}").json()
+        params = result["parameters"]
+        assert params["Mode"] == "text2img" and "0.8" in params["Adapters"] and done["name"] in params["Adapters"]
+        assert done["token"] in params["Final prompt"] and "<product>" not in params["Final prompt"]
 
 
 def test_cancel_stops_training_and_leaves_nothing(server):

@@ -103,7 +103,7 @@ def _check_request(request: TrainRequest, settings) -> None:
 
 
 def _slug(text: str) -> str:
-    s = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-._")[:50]
+    s = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-._")[:50]
     return s or "product"
 
 
