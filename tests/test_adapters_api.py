@@ -164,6 +164,11 @@ def test_another_key_cannot_see_cancel_delete_or_use_an_adapter(server):
                                          "adapters": [f"{aid}:0.8"]})
         assert_error(r, 422, aid, "not found")
         assert a.get(f"/api/v1/adapters/{aid}").json()["status"] == "done"  # untouched
+        # deleting the product deletes its adapters, files included
+        assert (server.data_dir / "adapters" / aid / "packshot_adapter.json").is_file()
+        assert a.delete(f"/api/v1/products/{product['id']}").status_code == 204
+        assert_error(a.get(f"/api/v1/adapters/{aid}"), 404, aid)
+        assert not (server.data_dir / "adapters" / aid).exists()
 
 
 @pytest.mark.parametrize("case", ["wrong-base", "missing-base", "path-base", "two-photos", "steps-0", "steps-high",

@@ -23,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..errors import CancelledError, PackshotError
+from ..errors import CancelledError, NotFoundError, PackshotError
 from ..store.adapters import adapter_folder, finish_training, get_adapter, remove_folder, set_progress
 
 log = logging.getLogger("packshot.jobs")
@@ -68,14 +68,13 @@ def _cutouts(runner, photo_ids: list[str], job_id: str):
     from ..io import load_image
     from ..schema import GenerateRequest
     from ..types import Cutout
-    from .runner import JobLost
 
     out = []
     plain = GenerateRequest()  # no cut-out hints of its own: the committed cut-out is used
     for pid in photo_ids:
         photo = runner.store.photo_by_id(pid)
-        if photo is None:  # deleted with its product meanwhile
-            raise JobLost(job_id)
+        if photo is None:  # deleted with its product meanwhile (its job row went too: nothing to record)
+            raise NotFoundError(f"photo {pid!r} of training job {job_id} was deleted")
         cut = runner.cutout_for(photo, plain)
         if not isinstance(cut, Cutout):
             cut = runner.pipeline.cutout(load_image(cut, max_pixels=runner.settings.max_pixels))
