@@ -344,3 +344,61 @@ def test_library_raises_the_packshot_errors(tiny, mug, settings):
         packshot.generate(str(mug[2]), "on a table", adapters=["gone"], **base)
     with pytest.raises(InvalidInputError, match="given twice"):
         packshot.generate(str(mug[2]), "on a table", adapters=[str(tiny["lora_xl"]), f"{tiny['lora_xl']}:0.5"], **base)
+
+
+# -- an adapter trained by `packshot train`, then used by name -----------------------------------------------
+
+@pytest.mark.parametrize("method", ["lora", "textual-inversion"])
+def test_cli_train_then_generate_by_name(tmp_path, tiny, mug, settings, method):
+    photos = []
+    for i, colour in enumerate([(180, 40, 40), (170, 45, 40), (190, 35, 45)]):
+        rgb, _ = mug_photo((160, 120), color=colour, seed=i, jpeg_quality=None)
+        photos.append(tmp_path / f"mug-{i}.png")
+        Image.fromarray(rgb).save(photos[-1])
+    env = _env(tmp_path)
+    r = run_cli("train", *photos, "--base", tiny["sd_t2i"], "--method", method, "--name", "red-mug", "--steps", "4",
+                "--resolution", "64", "--learning-rate", "5e-2", "--seed", "7", env=env)
+    assert r.returncode == 0, r.stderr
+    folder = tmp_path / "models" / "adapters" / "red-mug"
+    assert (folder / "packshot_adapter.json").is_file()
+    listed = run_cli("models", "list", env=env)
+    row = next(line for line in listed.stdout.splitlines() if line.startswith("red-mug "))
+    assert method in row and "sd-t2i (SD 1.x/2.x)" in row and str(folder) in row
+    out = tmp_path / "out"
+    r = run_cli("generate", mug[2], "--engine", "diffusion", "--model", tiny["sd_t2i"], "--mode", "text2img",
+                "--adapter", "red-mug", "--prompt", "<product> on a wooden table", "--steps", "2", "-n", "1",
+                "--seed", "3", "--keep-framing", "-o", out, env=env)
+    assert r.returncode == 0, r.stderr
+    cand = json.loads((out / "results.json").read_text())["candidates"][0]
+    token = json.loads((folder / "packshot_adapter.json").read_text())["token"]
+    assert cand["parameters"]["Adapters"] == f"red-mug:1 ({method}, {token})"
+    assert cand["parameters"]["Final prompt"].startswith(f"{token} on a wooden table")
+    img = np.asarray(Image.open(out / cand["file"]).convert("RGB"))
+    from packshot.pipeline import Pipeline
+    plain = Pipeline(settings).generate(str(mug[2]), engine="diffusion", model=str(tiny["sd_t2i"]), mode="text2img",
+                                        prompt=f"{token} on a wooden table", steps=2, n=1, seed=3,
+                                        keep_framing=True).candidates[0]
+    assert np.abs(plain.image.astype(int) - img.astype(int)).max() > 0     # the trained adapter changed it
+
+
+def test_controlnet_variant_shares_and_sees_the_adapters(tiny, mug, settings, tmp_path):
+    import tiny_pipelines as tp
+    cn = tp.build_controlnet(tmp_path / "cn")
+    engine = _engine(settings)
+    fields = dict(model=str(tiny["sd_t2i"]), mode="text2img", controlnet=str(cn), prompt="<product> on a table")
+    plain = engine.render(_job(mug, **fields))[0]
+    with_lora = engine.render(_job(mug, **fields, adapters=[str(tiny["lora"])]))[0]
+    assert np.abs(with_lora.rgb.astype(int) - plain.rgb.astype(int)).max() > 10
+    holders = [engine.models._items[k] for k in engine.models.keys()]
+    assert len(holders) == 2 and holders[0].adapters is holders[1].adapters      # base and variant: one state
+    base_only = engine.render(_job(mug, model=str(tiny["sd_t2i"]), mode="text2img", prompt="<product> on a table"))[0]
+    fresh = _engine(settings).render(_job(mug, model=str(tiny["sd_t2i"]), mode="text2img",
+                                          prompt="<product> on a table"))[0]
+    assert np.array_equal(base_only.rgb, fresh.rgb)                              # the variant's LoRA is off again
+    assert engine.render(_job(mug, **fields))[0].rgb.tobytes() == plain.rgb.tobytes()
+
+
+def test_adapters_need_a_generative_engine(tiny, mug, settings):
+    import packshot
+    with pytest.raises(InvalidInputError, match="trained adapters run on a generative engine .* not on engine 'studio'"):
+        packshot.generate(str(mug[2]), "on a table", engine="studio", adapters=[str(tiny["lora"])], settings=settings)

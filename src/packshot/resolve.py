@@ -118,6 +118,9 @@ def check_inputs(request: GenerateRequest, photo: Photo | None = None, settings:
         request = resolve_request(request, FileLooks.for_settings(settings))
     size = photo.size if photo is not None else photo_size
     ENGINES.entry(request.engine)  # unknown engine: names the valid ones
+    if request.adapters and not ENGINES.entry(request.engine).capabilities.get("generated"):
+        raise InvalidInputError(f"adapter {request.adapters[0]!r}: trained adapters run on a generative engine "
+                                f"(--engine diffusion), not on engine {request.engine!r}")
     preset = get_preset(request.preset) if request.preset else None
     segment = check_segment(request.segment, size, settings)
     canvas = canvas_for(request, size, settings.max_output_side) if size is not None else None
