@@ -219,3 +219,61 @@ def test_cli_min_similarity_and_keep(planted_soap, shared_data, tmp_path):
         assert photo_sha in text and photo_sha in c["parameters"]["Reference hashes"]
         assert c["scores"]["similarity"] >= 0.8 and set(PARTS) <= set(c["scores"])
     assert len(list(out.glob("candidate_*.png"))) == 3  # nothing written for the dropped ones
+
+
+def test_job_records_the_dropped_with_each_kept_result(tmp_path):
+    """A queued job (the in-process runner) keeps the dropped candidates' seeds, scores and reasons
+    in the stored results' parameters, where the API returns them."""
+    from packshot.jobs import make_queue
+    from packshot.store import PhotoUpload, Store
+    from services import photo_bytes, wait_for
+
+    settings = Settings(data_dir=tmp_path)
+    store = Store(settings)
+    product = store.create_product("", "mug", [PhotoUpload(photo_bytes(), "image/png", 400, 300)])
+    queue = make_queue(settings, store)
+    job = store.create_job("", product.id, None, {"n": 3, "seed": 5, "size": "256x256", "keep": 1})
+    queue.start()
+    try:
+        queue.submit(job.id)
+        wait_for(lambda: store.get_job("", job.id).status in ("succeeded", "failed"), 120, "the job")
+        done = store.get_job("", job.id)
+        assert done.status == "succeeded" and len(done.result_ids) == 1, done.message
+        kept = store.get_result("", done.result_ids[0])
+        dropped = kept.parameters["Dropped"]
+        assert sorted(d["seed"] for d in dropped) == sorted({5, 6, 7} - {kept.seed})
+        assert all(d["reason"] == "ranked below keep=1" and "overall" in d["scores"] for d in dropped)
+    finally:
+        queue.stop()
+        store.close()
+
+
+def test_cli_text2img_with_an_adapter_records_the_similarity(tmp_path, cli):
+    """A real (tiny, random) SD text2img pipeline with a tiny LoRA adapter through the CLI: the
+    product is painted by the model, so each candidate is cut out and scored against the photo's and
+    the adapter's reference cut-outs. The tiny model paints noise: presence and range only."""
+    import tiny_adapters as ta
+    import tiny_pipelines as tp
+
+    base = tp.build_sd_text2img(tmp_path / "sd-t2i")
+    adapter = ta.build_lora(tmp_path / "adapters" / "mug-lora", base)
+    rgb, alpha = mug_photo((128, 96), jpeg_quality=None, seed=3)
+    photo = tmp_path / "mug.png"
+    Image.fromarray(np.dstack([rgb, np.round(alpha * 255).astype(np.uint8)]), "RGBA").save(photo)
+    out = tmp_path / "out"
+    r = cli("generate", photo, "--engine", "diffusion", "--model", base, "--mode", "text2img", "--keep-framing",
+            "--adapter", adapter, "--prompt", "<product> on a table", "--product", "mug", "--steps", "2",
+            "-n", "2", "--seed", "11", "--min-similarity", "0", "-o", out,
+            env={"PACKSHOT_MODEL_DIR": str(tmp_path / "models"), "HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((out / "results.json").read_text())
+    assert len(doc["candidates"]) == 2 and doc["dropped"] == []
+    ref_sha = hashlib.sha256((adapter / "references" / "photo-1.png").read_bytes()).hexdigest()
+    photo_sha = hashlib.sha256(photo.read_bytes()).hexdigest()
+    for c in doc["candidates"]:
+        assert 0.0 <= c["scores"]["similarity"] <= 1.0, c["scores"]
+        assert c["parameters"]["Similarity"] == round(c["scores"]["similarity"], 4)
+        hashes = c["parameters"]["Reference hashes"]
+        assert f"mug.png: {photo_sha}" in hashes and f"mug-lora/photo-1.png: {ref_sha}" in hashes
+        text = Image.open(out / c["file"]).text["parameters"]
+        assert ref_sha in text and "Adapters: " in text and "Similarity: " in text

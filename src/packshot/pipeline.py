@@ -213,15 +213,17 @@ class Pipeline:
                 matte = segmenter.segment(Photo(rgb=c.image, source=f"candidate seed {c.seed}"))
             except NoProductFoundError:
                 matte = None
+            best = None
             if matte is None or matte.bbox(0.5) is None:
                 out[c] = {"similarity": 0.0}
                 c.notes.append(f"seed {c.seed}: no product found in the generated image (similarity 0)")
-                continue
-            res = refs.score(ProductView.from_rgba(c.image, matte.alpha, name=f"seed {c.seed}", source="candidate"))
-            out[c] = res.scores()
-            c.parameters.update({"Similarity": round(res.score, 4), "Best reference": res.reference.name,
+            else:
+                res = refs.score(ProductView.from_rgba(c.image, matte.alpha, name=f"seed {c.seed}",
+                                                       source="candidate"))
+                out[c], best = res.scores(), res.reference.name
+                notes.extend(n for n in res.notes if n not in notes)
+            c.parameters.update({"Similarity": round(out[c]["similarity"], 4), "Best reference": best,
                                  "Reference hashes": hashes_text(refs.references)})
-            notes.extend(n for n in res.notes if n not in notes)
         return out
 
     def _parameters(self, request: GenerateRequest, scene, placement, cut: Cutout) -> dict[str, Any]:

@@ -224,8 +224,13 @@ class JobRunner:
         resolved = self.pipeline.check(request, photo_size=(photo.width, photo.height))
         image = self.cutout_for(photo, request)
         result = self.pipeline.generate(image, resolved, progress)
+        if not result.candidates:  # min_similarity dropped them all: fail with the scores, never silently
+            raise PackshotError(f"no candidate kept: {'; '.join(n for n in result.notes if n.startswith('dropped'))}")
         out: list[NewResult] = []
         n = len(result.candidates)
+        # the candidates min_similarity / keep dropped, recorded with every kept result (no blob of their own)
+        dropped = [{"seed": int(c.seed), "reason": c.dropped_reason,
+                    "scores": {k: round(float(v), 5) for k, v in c.scores.items()}} for c in result.dropped]
         for rank, cand in enumerate(result.candidates, 1):
             data = candidate_bytes(cand, "png")  # lossless master; other formats encoded on request
             sha = self.store.blobs.put(data)
@@ -233,7 +238,7 @@ class JobRunner:
             h, w = cand.image.shape[:2]
             out.append(NewResult(
                 rank=rank, seed=int(cand.seed), engine=cand.engine, prompt=cand.prompt,
-                parameters=_jsonable(cand.parameters),
+                parameters=_jsonable({**cand.parameters, **({"Dropped": dropped} if dropped else {})}),
                 scores={k: round(float(v), 5) for k, v in cand.scores.items()},
                 generated=bool(cand.scene.generated), blob_sha=sha, width=int(w), height=int(h),
                 output_format=request.output_format, data=data))
