@@ -402,3 +402,19 @@ def test_adapters_need_a_generative_engine(tiny, mug, settings):
     import packshot
     with pytest.raises(InvalidInputError, match="trained adapters run on a generative engine .* not on engine 'studio'"):
         packshot.generate(str(mug[2]), "on a table", engine="studio", adapters=[str(tiny["lora"])], settings=settings)
+
+
+def test_textual_inversion_multi_vector_and_same_token_from_another_file(tiny, mug, settings, tmp_path):
+    import tiny_adapters as ta
+    other = ta.build_ti(tmp_path / "other-ti", tiny["sd_t2i"], name="other-ti", seed=9, vectors=3)  # token <mug-ti>
+    fields = dict(model=str(tiny["sd_t2i"]), mode="text2img", prompt="<product> on a table")
+    engine = _engine(settings)
+    first = engine.render(_job(mug, **fields, adapters=[str(tiny["ti"])]))[0]
+    second = engine.render(_job(mug, **fields, adapters=[str(other)]))[0]      # replaces the token's embedding
+    assert not np.array_equal(first.rgb, second.rgb)
+    fresh = _engine(settings).render(_job(mug, **fields, adapters=[str(other)]))[0]
+    assert np.array_equal(second.rgb, fresh.rgb)
+    back = engine.render(_job(mug, **fields, adapters=[str(tiny["ti"])]))[0]
+    assert np.array_equal(back.rgb, first.rgb)
+    with pytest.raises(InvalidInputError, match="both bind the textual-inversion token '<mug-ti>'"):
+        engine.render(_job(mug, **fields, adapters=[str(tiny["ti"]), str(other)]))
