@@ -332,6 +332,12 @@ def test_find_list_and_check_base(tiny, tmp_path):
     assert "same architecture" in check_adapter_base(info, inpaint)
     with pytest.raises(InvalidInputError, match=r"not for sdxl-t2i \(SDXL\)"):
         check_adapter_base(info, tiny["sdxl_t2i"])
+    meta = json.loads((named / "mug-lora" / "packshot_adapter.json").read_text())
+    meta["base"].update(ref="sd2-base", fingerprint="0123456789abcdef")      # SD 2.x-like: same family
+    (named / "mug-lora" / "packshot_adapter.json").write_text(json.dumps(meta))
+    with pytest.raises(InvalidInputError, match=r"trained for sd2-base \(SD 1.x/2.x, architecture 0123456789abcdef\), "
+                                                r"not for sd-t2i \(SD 1.x/2.x, architecture [0-9a-f]{16}\)"):
+        check_adapter_base(find_adapter("mug-lora", s), tiny["sd_t2i"])
 
 
 def test_library_raises_the_packshot_errors(tiny, mug, settings):

@@ -238,10 +238,11 @@ def check_adapter_base(info: AdapterInfo, base: Any) -> str | None:
     folder, name = _base_folder(base)
     fingerprint, family = base_fingerprint(folder), base_family(folder)
     if fingerprint != info.fingerprint or family != info.family:
-        raise InvalidInputError(
-            f"adapter {info.name!r} was trained for {info.base_ref} ({FAMILY_NAMES.get(info.family, info.family)}), "
-            f"not for {name} ({FAMILY_NAMES.get(family, family)}): use it with its base model or train one "
-            f"for {name}")
+        theirs, ours = FAMILY_NAMES.get(info.family, info.family), FAMILY_NAMES.get(family, family)
+        if family == info.family:   # one family, another architecture (SD 1.x vs 2.x, a resized UNet)
+            theirs, ours = f"{theirs}, architecture {info.fingerprint}", f"{ours}, architecture {fingerprint}"
+        raise InvalidInputError(f"adapter {info.name!r} was trained for {info.base_ref} ({theirs}), not for {name} "
+                                f"({ours}): use it with its base model or train one for {name}")
     same = {info.base_ref, info.base_id} & {name, str(getattr(base, "name", name))}
     try:
         same = same or Path(info.base_ref).expanduser().resolve() == folder.resolve()
