@@ -22,13 +22,17 @@ class Product:
     print_box: tuple[float, float, float, float]  # the logo / label / print (fractions of the box)
     part_box: tuple[float, float, float, float]   # a part that can go missing (cap, heel, a bite)
     part_disc: bool = False                       # the part is a disc inscribed in part_box (a bite)
+    text_box: tuple[float, float, float, float] | None = None  # printed words, if any
+    new_text: str = ""                            # what a model might write there instead
 
 
 PRODUCTS = (
     Product("shaving soap tin", "seed_products/nivedkris_product1_shaving_soap/product1.jpg",
-            (0.22, 0.15, 0.92, 0.85), (0.72, 0.0, 1.0, 1.0)),
+            (0.22, 0.15, 0.92, 0.85), (0.72, 0.0, 1.0, 1.0), text_box=(0.24, 0.28, 0.58, 0.46),
+            new_text="SHAVNG SQAP"),
     Product("aftershave bottle", "seed_products/nivedkris_product3_aftershave_bottle/product3.jpg",
-            (0.0, 0.38, 1.0, 0.92), (0.0, 0.0, 1.0, 0.16)),
+            (0.0, 0.38, 1.0, 0.92), (0.0, 0.0, 1.0, 0.16), text_box=(0.05, 0.43, 0.6, 0.57),
+            new_text="AFTERSHAWE"),
     Product("loafers", "seed_products/nivedkris_product4_loafers/product4.jpg",
             (0.25, 0.0, 0.8, 0.6), (0.0, 0.35, 0.3, 1.0)),
     Product("cookie", "seed_products/aibackgrounds_cookie/cookie.jpg",
@@ -38,8 +42,9 @@ PRODUCTS = (
 )
 
 GOOD = ("rotated 20°", "rotated -30° + flipped", "relit: gamma 1.5", "relit: 70 % brightness",
-        "relit: warm light")
+        "relit: warm light", "small: 160 px, rotated 15°")
 BAD = ("print painted over", "hue shifted", "part removed")
+TEXT = "text changed"   # only for products with printed words (text_box)
 
 
 def load_cutout(shared_data: Path, product: Product, side: int = 900):
@@ -84,6 +89,14 @@ def rotate(rgb, alpha, deg: float, flip: bool = False):
     return r, a
 
 
+def shrink(rgb, alpha, side: int):
+    """The product at ``side`` px (longer side): a product that fills a small part of a candidate."""
+    f = side / max(alpha.shape)
+    size = (max(1, round(alpha.shape[1] * f)), max(1, round(alpha.shape[0] * f)))
+    return (cv2.resize(rgb, size, interpolation=cv2.INTER_AREA),
+            cv2.resize(np.ascontiguousarray(alpha), size, interpolation=cv2.INTER_AREA))
+
+
 def relight(rgb, alpha, gamma: float = 1.0, gain: float = 1.0, wb=(1.0, 1.0, 1.0)):
     """A change of light: gamma / exposure / a coloured light (gains per channel, linear light)."""
     lin = (rgb.astype(np.float32) / 255.0) ** 2.2
@@ -104,6 +117,23 @@ def paint_over(rgb, alpha, product: Product):
     colour = np.median(rgb[region.astype(bool)], axis=0)
     soft = cv2.GaussianBlur(region.astype(np.float32), (0, 0), 3)[..., None]
     out = (out * (1 - soft) + colour * soft + 0.5).astype(np.uint8)
+    return out, alpha
+
+
+def change_text(rgb, alpha, product: Product):
+    """The words rewritten, misspelt, as a model does: the text box filled with its own median
+    (background) colour, then ``new_text`` in the box's brightest colour, filling the box's width."""
+    x0, y0, x1, y1 = _box(alpha, product.text_box)
+    out = rgb.copy()
+    box = out[y0:y1, x0:x1]
+    grey = box.astype(np.float32).mean(axis=2)
+    ink = box[grey >= np.percentile(grey, 97)].mean(axis=0)
+    box[:] = np.median(box.reshape(-1, 3), axis=0).astype(np.uint8)
+    font, thick = cv2.FONT_HERSHEY_DUPLEX, max(1, (y1 - y0) // 12)
+    (tw, th), _ = cv2.getTextSize(product.new_text, font, 1.0, thick)
+    scale = min(0.95 * (x1 - x0) / tw, 0.45 * (y1 - y0) / th)
+    cv2.putText(out, product.new_text, (x0 + 2, y0 + int((y1 - y0) * 0.6)), font, scale,
+                tuple(int(v) for v in ink), thick, cv2.LINE_AA)
     return out, alpha
 
 
@@ -133,9 +163,11 @@ def variants(rgb, alpha, product: Product) -> dict[str, tuple[np.ndarray, np.nda
         "relit: gamma 1.5": relight(rgb, alpha, gamma=1.5),
         "relit: 70 % brightness": relight(rgb, alpha, gain=0.7),
         "relit: warm light": relight(rgb, alpha, wb=(1.12, 1.0, 0.8)),
+        "small: 160 px, rotated 15°": rotate(*shrink(rgb, alpha, 160), 15),
         "print painted over": paint_over(rgb, alpha, product),
         "hue shifted": hue_shift(rgb, alpha, 90),
         "part removed": remove_part(rgb, alpha, product),
+        **({TEXT: change_text(rgb, alpha, product)} if product.text_box else {}),
     }
 
 

@@ -47,8 +47,9 @@ def cutouts(shared_data):
 @pytest.mark.parametrize("product", cases.PRODUCTS, ids=lambda p: p.name)
 def test_rotated_or_relit_scores_above_every_distortion(cutouts, product):
     """Classical parts only (no encoder here): for every real product, each legitimate change
-    (rotated 20°, rotated -30° and flipped, gamma, 70 % exposure, warm light) scores higher than
-    each distortion (print painted over, hue shifted 90°, a part removed)."""
+    (rotated 20°, rotated -30° and flipped, gamma, 70 % exposure, warm light, shown at 160 px)
+    scores higher than each distortion (print painted over, hue shifted 90°, a part removed, and
+    on labelled products a few words rewritten)."""
     rgb, alpha = cutouts[product.name]
     refs = ReferenceSet([ProductView.from_rgba(rgb, alpha, name="ref")])
     scores = {}
@@ -57,15 +58,18 @@ def test_rotated_or_relit_scores_above_every_distortion(cutouts, product):
         assert set(res.parts) == set(PARTS) and NO_ENCODER_NOTE in res.notes
         assert all(0.0 <= v <= 1.0 for v in res.scores().values())
         scores[name] = res.score
+    bad = [*cases.BAD, *([cases.TEXT] if product.text_box else [])]
+    assert set(scores) == {*cases.GOOD, *bad}
     worst_good = min(scores[n] for n in cases.GOOD)
-    best_bad = max(scores[n] for n in cases.BAD)
+    best_bad = max(scores[n] for n in bad)
     assert worst_good > best_bad, scores
     # each distortion is caught by the part made for it
-    parts = {n: refs.score(ProductView.from_rgba(*cases.variants(rgb, alpha, product)[n])).parts
-             for n in cases.BAD}
+    parts = {n: refs.score(ProductView.from_rgba(*cases.variants(rgb, alpha, product)[n])).parts for n in bad}
     assert parts["print painted over"]["similarity_detail"] < 0.5
     assert parts["hue shifted"]["similarity_colour"] < 0.8
     assert parts["part removed"]["similarity_shape"] < 0.2
+    if product.text_box:
+        assert parts[cases.TEXT]["similarity_detail"] < 0.5
 
 
 def test_identical_product_scores_one_and_plain_product_skips_detail():
@@ -153,7 +157,7 @@ def test_exact_paste_back_is_exempt_and_keep_applies_to_any_engine():
 
 # -- keep / drop through the library and the CLI (a process) ---------------------------------------
 GOOD_PLANTED = ["rotated 20°", "rotated -30° + flipped", "relit: gamma 1.5", "relit: warm light"]
-BAD_PLANTED = ["print painted over", "part removed"]
+BAD_PLANTED = ["print painted over", "text changed", "part removed"]
 
 
 def _plant(folder: Path, cutout, product, names) -> Path:
@@ -167,11 +171,11 @@ def _plant(folder: Path, cutout, product, names) -> Path:
 
 @pytest.fixture(scope="module")
 def planted_soap(cutouts, tmp_path_factory):
-    """6 planted generated candidates of the soap tin: seeds 20..23 good, 24..25 bad."""
+    """7 planted generated candidates of the soap tin: seeds 20..23 good, 24..26 bad."""
     return _plant(tmp_path_factory.mktemp("planted"), cutouts[SOAP.name], SOAP, GOOD_PLANTED + BAD_PLANTED)
 
 
-BAD_SEEDS = {24, 25}
+BAD_SEEDS = {24, 25, 26}
 
 
 def test_library_min_similarity_and_keep_drop_exactly_the_bad(planted_soap, shared_data, monkeypatch):
@@ -180,14 +184,14 @@ def test_library_min_similarity_and_keep_drop_exactly_the_bad(planted_soap, shar
     monkeypatch.setenv(planted_engine.ENV, str(planted_soap))
     planted_engine.register()
     photo = shared_data / SOAP.path
-    res = packshot.generate(photo, "on a table", engine="planted", n=6, seed=20, size="384x384",
+    res = packshot.generate(photo, "on a table", engine="planted", n=7, seed=20, size="384x384",
                             min_similarity=0.8)
     assert {c.seed for c in res.dropped} == BAD_SEEDS
     assert {c.seed for c in res.candidates} == {20, 21, 22, 23}
     assert all(c.scores["similarity"] < 0.8 for c in res.dropped)
-    assert any(n.startswith("dropped 2 of 6: similarity") for n in res.notes)
+    assert any(n.startswith("dropped 3 of 7: similarity") for n in res.notes)
     # keep alone: similarity weighs in the ranking, so the best 4 are the good ones
-    res = packshot.generate(photo, "on a table", engine="planted", n=6, seed=20, size="384x384", keep=4)
+    res = packshot.generate(photo, "on a table", engine="planted", n=7, seed=20, size="384x384", keep=4)
     assert {c.seed for c in res.dropped} == BAD_SEEDS
     assert all(c.dropped_reason == "ranked below keep=4" for c in res.dropped)
 
@@ -197,11 +201,11 @@ def test_cli_min_similarity_and_keep(planted_soap, shared_data, tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, planted_engine.ENV: str(planted_soap)}
     r = subprocess.run([sys.executable, str(HERE / "planted_cli.py"), "generate", str(photo), "--prompt",
-                        "on a table", "--engine", "planted", "-n", "6", "--seed", "20", "--size", "384x384",
+                        "on a table", "--engine", "planted", "-n", "7", "--seed", "20", "--size", "384x384",
                         "--min-similarity", "0.8", "--keep", "3", "-o", str(out)],
                        capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr
-    assert "kept 3 of 6, dropped 3 (similarity < 0.8; keep=3)" in r.stdout
+    assert "kept 3 of 7, dropped 4 (similarity < 0.8; keep=3)" in r.stdout
     doc = json.loads((out / "results.json").read_text())
     dropped = {d["seed"]: d for d in doc["dropped"]}
     by_sim = {s for s, d in dropped.items() if d["reason"].startswith("similarity")}
@@ -211,7 +215,7 @@ def test_cli_min_similarity_and_keep(planted_soap, shared_data, tmp_path):
         assert "file" not in d and 0.0 <= d["scores"]["similarity"] <= 1.0
         assert f"dropped seed {seed}: similarity {d['scores']['similarity']:.3f}" in r.stdout
     kept = doc["candidates"]
-    assert len(kept) == 3 and {c["seed"] for c in kept} | set(dropped) == set(range(20, 26))
+    assert len(kept) == 3 and {c["seed"] for c in kept} | set(dropped) == set(range(20, 27))
     photo_sha = hashlib.sha256(photo.read_bytes()).hexdigest()
     for c in kept:
         text = Image.open(out / c["file"]).text["parameters"]

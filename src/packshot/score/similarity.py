@@ -14,12 +14,12 @@ the best-matching reference gives the score. The parts:
 ``similarity_shape``        the silhouettes: log Hu moments (rotation/flip/scale invariant),
                             solidity, aspect of the minimum-area box and circularity; a part
                             removed or added changes them
-``similarity_detail``       print and texture: ORB keypoints on the rank-equalised grey (so
-                            invariant to any monotonic relighting) matched against the reference
-                            and its mirror image, RANSAC homography; score = inliers / the
-                            reference's keypoints (saturating). A logo painted over or changed
-                            text loses its matches. Skipped when the reference has too little
-                            print or texture to measure (a plain product)
+``similarity_detail``       print, logos, text and texture (:mod:`.detail`): ORB matches on the
+                            rank-equalised grey (invariant to any monotonic relighting) against
+                            the reference and its mirror image, RANSAC homography, then SSIM cell
+                            by cell after aligning: a logo painted over loses its matches, a few
+                            rewritten words break the cells that hold them. Skipped when the
+                            reference has too little print or texture (a plain product)
 ``similarity_embed``        cosine of image-encoder embeddings (DINOv2 / CLIP, :mod:`.encoders`),
                             only when ``settings.similarity_model`` names one
 ``similarity``              weighted geometric mean of the parts that ran (weights ``WEIGHTS``):
@@ -28,9 +28,9 @@ the best-matching reference gives the score. The parts:
 
 Everything is computed at a fixed working size (the product's longer side ``WORK_SIDE`` px), so
 scale does not matter. The reference features are computed once per generate call
-(:class:`ReferenceSet`); a candidate costs a few tens of milliseconds on CPU without an encoder.
-OpenCV does the image work (colour conversion, moments, hulls, ORB, RANSAC); the few lines written
-here by hand combine them.
+(:class:`ReferenceSet`); a candidate costs about 0.1-0.3 s on CPU without an encoder (measured in
+benchmarks/README-similarity.md). OpenCV does the image work (colour conversion, moments, hulls,
+ORB, RANSAC, warps); the few lines written here by hand combine them.
 """
 from __future__ import annotations
 
@@ -41,9 +41,9 @@ from typing import Any
 
 import numpy as np
 
+from .detail import MIN_KEYPOINTS, detail_similarity, orb_features, rank_equalised_grey
+
 WORK_SIDE = 320           # the product's longer side, px, for every part
-MIN_KEYPOINTS = 40        # a reference with fewer ORB keypoints has too little detail to judge
-DETAIL_FULL = 0.25        # inliers / reference keypoints at which the detail score is 1
 WEIGHTS = {"similarity_embed": 2.0, "similarity_colour": 1.5, "similarity_shape": 1.0, "similarity_detail": 1.5}
 NO_ENCODER_NOTE = "no image encoder configured: classical parts only (colour, shape, detail)"
 
@@ -58,6 +58,7 @@ class ProductView:
     name: str = ""
     sha256: str | None = None
     source: str = ""          # "photo" | "adapter <name>" | "candidate"
+    native: int = WORK_SIDE   # the product's longer side in its own image, px (its real resolution)
 
     @classmethod
     def from_rgba(cls, rgb: np.ndarray, alpha: np.ndarray, **kw: Any) -> "ProductView":
@@ -68,13 +69,32 @@ class ProductView:
         if len(xs) == 0:
             raise ValueError(f"{kw.get('name') or 'product'}: the mask is empty")
         x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
-        crop, m = rgb[y0:y1, x0:x1], (a[y0:y1, x0:x1] >= 0.5).astype(np.uint8)
+        crop, m = rgb[y0:y1, x0:x1], a[y0:y1, x0:x1]
         s = WORK_SIDE / max(crop.shape[:2])
         size = (max(1, round(crop.shape[1] * s)), max(1, round(crop.shape[0] * s)))
         interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
         crop = cv2.resize(np.ascontiguousarray(crop), size, interpolation=interp)
-        m = cv2.resize(m, size, interpolation=cv2.INTER_NEAREST)
-        return cls(rgb=crop, mask=m.astype(bool), **kw)
+        # the soft alpha is resized, then thresholded: a small product's outline stays smooth
+        m = cv2.resize(np.ascontiguousarray(m), size, interpolation=interp)
+        return cls(rgb=crop, mask=m >= 0.5, native=int(max(x1 - x0, y1 - y0)), **kw)
+
+    def at(self, side: int) -> "ProductView":
+        """This product as if it had been ``side`` px long (its print blurred to that resolution),
+        still at the working size; cached per side. Two products are compared at the lower of
+        their resolutions, so a small generated product is not faulted for detail it cannot hold."""
+        import cv2
+
+        cache = self.__dict__.setdefault("_at", {})
+        if side >= WORK_SIDE or side >= self.native and self.native >= WORK_SIDE:
+            return self
+        if side not in cache:
+            h, w = self.mask.shape
+            f = side / max(h, w)
+            small = cv2.resize(self.rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+            cache[side] = ProductView(rgb=cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR),
+                                      mask=self.mask, name=self.name, sha256=self.sha256, source=self.source,
+                                      native=side)
+        return cache[side]
 
     # -- features, computed once per view ------------------------------------------------------
     @cached_property
@@ -91,21 +111,26 @@ class ProductView:
         return _linear(self.rgb[self.interior]).mean(axis=0) + 1e-4
 
     @cached_property
-    def chroma(self) -> np.ndarray:
-        """The uncorrected chroma histogram (a reference's side of the colour part)."""
-        return chroma_histogram(self.rgb[self.interior])
+    def chroma(self) -> tuple[np.ndarray, np.ndarray]:
+        """The uncorrected chroma histograms (a reference's side of the colour part)."""
+        return chroma_histograms(self.rgb[self.interior])
 
     @cached_property
     def shape(self) -> np.ndarray:
         return shape_descriptor(self.mask)
 
     @cached_property
+    def grey(self) -> np.ndarray:
+        """Rank-equalised grey of the product (:func:`.detail.rank_equalised_grey`)."""
+        return rank_equalised_grey(self.rgb, self.interior)
+
+    @cached_property
     def keypoints(self) -> tuple[Any, Any]:
-        return orb_features(self.rgb, self.interior)
+        return orb_features(self.grey, self.interior)
 
     @cached_property
     def keypoints_mirrored(self) -> tuple[Any, Any]:
-        return orb_features(self.rgb[:, ::-1], self.interior[:, ::-1])
+        return orb_features(np.ascontiguousarray(self.grey[:, ::-1]), np.ascontiguousarray(self.interior[:, ::-1]))
 
 
 # -- colour --------------------------------------------------------------------------------------
@@ -123,12 +148,17 @@ def _srgb(lin: np.ndarray) -> np.ndarray:
 CHROMA_BINS = 16          # a*, b* histogram over [-80, 80): 10 units per bin
 CHROMA_FULL = 20.0        # a pixel with at least this chroma counts fully in the colour histogram
 NEUTRAL_WEIGHT = 0.1      # ... a neutral one this much
+HUE_BINS = 36             # hue angle histogram: 10° per bin
+HUE_MIN_CHROMA = 4.0      # below this chroma a pixel has no hue to speak of
 MAX_WB_GAIN = 1.15        # the white-balance correction never scales a channel by more than this
 
 
-def chroma_histogram(rgb_pixels: np.ndarray, gains: np.ndarray | None = None) -> np.ndarray:
-    """Normalised, lightly blurred a*/b* histogram of N x 3 uint8 pixels (optionally with per-channel
-    linear gains applied first)."""
+def chroma_histograms(rgb_pixels: np.ndarray, gains: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Two normalised, lightly blurred histograms of N x 3 uint8 pixels (optionally with per-channel
+    linear gains applied first): the a*/b* plane, and the hue angle (circular). Both weigh each
+    pixel by its chroma, so the product's colours decide, not its many near-neutral (black, white,
+    grey) pixels, which a hue shift leaves where they are. The hue histogram ignores how saturated
+    a colour is (light changes that), so a dark amber turned dark green counts fully."""
     import cv2
 
     if gains is not None:
@@ -136,24 +166,32 @@ def chroma_histogram(rgb_pixels: np.ndarray, gains: np.ndarray | None = None) ->
     else:
         px = rgb_pixels.astype(np.float32) / 255.0
     lab = cv2.cvtColor(px.reshape(-1, 1, 3), cv2.COLOR_RGB2Lab).reshape(-1, 3)
-    # weighted by chroma: the product's colours decide, not its many near-neutral (black, white,
-    # grey) pixels, which a hue shift leaves where they are
-    w = np.clip(np.hypot(lab[:, 1], lab[:, 2]) / CHROMA_FULL, NEUTRAL_WEIGHT, 1.0)
-    h, _, _ = np.histogram2d(lab[:, 1], lab[:, 2], bins=CHROMA_BINS, range=[[-80, 80], [-80, 80]], weights=w)
-    h = cv2.GaussianBlur(h.astype(np.float32), (3, 3), 0.7)
-    return h / max(float(h.sum()), 1e-9)
+    chroma = np.hypot(lab[:, 1], lab[:, 2])
+    w = np.clip(chroma / CHROMA_FULL, NEUTRAL_WEIGHT, 1.0)
+    ab, _, _ = np.histogram2d(lab[:, 1], lab[:, 2], bins=CHROMA_BINS, range=[[-80, 80], [-80, 80]], weights=w)
+    ab = cv2.GaussianBlur(ab.astype(np.float32), (3, 3), 0.7)
+    wh = np.clip((chroma - HUE_MIN_CHROMA) / CHROMA_FULL, 0.0, 1.0)  # hue of a grey pixel is noise
+    hue = np.bincount((np.degrees(np.arctan2(lab[:, 2], lab[:, 1])) % 360 // (360 / HUE_BINS)).astype(int),
+                      weights=wh, minlength=HUE_BINS)[:HUE_BINS]
+    hue = (hue + 0.5 * np.roll(hue, 1) + 0.5 * np.roll(hue, -1)).astype(np.float32)  # circular blur
+    if hue.sum() < 1e-6:       # a colourless product: every hue histogram agrees
+        hue[:] = 1.0
+    return ab / max(float(ab.sum()), 1e-9), hue / float(hue.sum())
 
 
 def colour_similarity(cand: ProductView, ref: ProductView) -> float:
-    """Bhattacharyya coefficient of the chroma histograms after a bounded von Kries correction: the
-    candidate's channels are scaled (in linear light) toward the reference's mean colour, each gain
-    normalised to the pair's overall brightness and clamped to 1/MAX_WB_GAIN..MAX_WB_GAIN. A warm or
-    cool light is a diagonal gain and is undone; a hue rotation is not diagonal and stays."""
+    """Geometric mean of the Bhattacharyya coefficients of the two chroma histograms, after a
+    bounded von Kries correction: the candidate's channels are scaled (in linear light) toward the
+    reference's mean colour, each gain normalised to the pair's overall brightness and clamped to
+    1/MAX_WB_GAIN..MAX_WB_GAIN. A warm or cool light is a diagonal gain and is undone; a hue
+    rotation is not diagonal and stays."""
     gains = ref.linear_mean / cand.linear_mean
     gains = gains / math.exp(float(np.log(gains).mean()))  # brightness is L*'s business, left out
     gains = np.clip(gains, 1 / MAX_WB_GAIN, MAX_WB_GAIN)
-    hc = chroma_histogram(cand.rgb[cand.interior], gains)
-    return float(min(1.0, np.sqrt(hc * ref.chroma).sum()))
+    ab, hue = chroma_histograms(cand.rgb[cand.interior], gains)
+    rab, rhue = ref.chroma
+    bc_ab, bc_hue = float(np.sqrt(ab * rab).sum()), float(np.sqrt(hue * rhue).sum())
+    return float(min(1.0, math.sqrt(max(0.0, bc_ab) * max(0.0, bc_hue))))
 
 
 # -- shape ---------------------------------------------------------------------------------------
@@ -185,62 +223,6 @@ def shape_similarity(cand: ProductView, ref: ProductView) -> float:
     d = np.abs(cand.shape - ref.shape) / SHAPE_SCALE
     d[1:6] *= 0.25  # higher Hu moments are noisy on a real matte's edge: they count a quarter
     return float(math.exp(-float(d.sum()) / 2.0))
-
-
-# -- detail (print, logos, texture) --------------------------------------------------------------
-def rank_equalised_grey(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The grey image with the product's pixels replaced by their rank (histogram equalisation over
-    the mask only; cv2.equalizeHist takes no mask): any monotonic change of light (gamma,
-    brightness, contrast) gives the same image. Outside the mask: mid grey."""
-    import cv2
-
-    g = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
-    hist = np.bincount(g[mask], minlength=256).astype(np.float64)
-    cdf = np.cumsum(hist)
-    lut = np.round(255.0 * (cdf - hist / 2) / max(cdf[-1], 1.0)).astype(np.uint8)
-    out = lut[g]
-    out[~mask] = 128
-    return out
-
-
-def orb_features(rgb: np.ndarray, mask: np.ndarray) -> tuple[Any, Any]:
-    """ORB keypoints and descriptors inside the product (mask eroded, so the outline's own corners
-    do not count as print)."""
-    import cv2
-
-    grey = rank_equalised_grey(rgb, mask)
-    inner = cv2.erode(mask.astype(np.uint8), np.ones((9, 9), np.uint8))
-    orb = cv2.ORB_create(nfeatures=800, scaleFactor=1.2, nlevels=6, edgeThreshold=15, patchSize=15,
-                         fastThreshold=10)
-    kp, des = orb.detectAndCompute(grey, inner * 255)
-    return tuple(kp), des
-
-
-def _inliers(a: tuple[Any, Any], b: tuple[Any, Any]) -> int:
-    """Matches between two ORB feature sets that agree on one homography (RANSAC)."""
-    import cv2
-
-    (kpa, da), (kpb, db) = a, b
-    if da is None or db is None or len(kpa) < 4 or len(kpb) < 4:
-        return 0
-    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(da, db, k=2)
-    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < 0.8 * p[1].distance]
-    if len(good) < 6:
-        return 0
-    src = np.float32([kpa[m.queryIdx].pt for m in good]).reshape(-1, 1, 2)
-    dst = np.float32([kpb[m.trainIdx].pt for m in good]).reshape(-1, 1, 2)
-    _, inl = cv2.findHomography(src, dst, cv2.RANSAC, 6.0)
-    return int(inl.sum()) if inl is not None else 0
-
-
-def detail_similarity(cand: ProductView, ref: ProductView) -> float | None:
-    """Inliers / the reference's keypoints, saturating at DETAIL_FULL; the mirrored reference counts
-    too (a product seen from its other side). None when the reference has too little detail."""
-    n_ref = len(ref.keypoints[0])
-    if n_ref < MIN_KEYPOINTS:
-        return None
-    best = max(_inliers(cand.keypoints, ref.keypoints), _inliers(cand.keypoints, ref.keypoints_mirrored))
-    return float(min(1.0, best / (DETAIL_FULL * n_ref)))
 
 
 # -- combining -----------------------------------------------------------------------------------
@@ -295,7 +277,9 @@ class ReferenceSet:
         for i, ref in enumerate(self.references):
             parts = {"similarity_colour": colour_similarity(cand, ref),
                      "similarity_shape": shape_similarity(cand, ref)}
-            detail = detail_similarity(cand, ref)
+            # at the lower of the two resolutions (multiples of 16 px, so references cache a few)
+            side = max(64, min(cand.native, ref.native) // 16 * 16)
+            detail = detail_similarity(cand.at(side), ref.at(side))
             if detail is not None:
                 parts["similarity_detail"] = detail
             if emb is not None:
