@@ -14,7 +14,7 @@ import sys
 from .. import __version__
 
 # sub-command modules, in --help order; a missing module (optional part not built) is skipped
-COMMANDS = ("cutout", "generate", "batch", "check", "presets", "prompt", "looks", "dataset", "models", "serve", "worker")
+COMMANDS = ("cutout", "generate", "batch", "check", "presets", "prompt", "looks", "dataset", "train", "models", "serve", "worker")
 EXIT_USAGE = 2
 
 

@@ -8,7 +8,7 @@ one product, written in packshot's adapter folder format (:mod:`packshot.models.
 Stages: check (request, base model, output folder, photos: :mod:`.plan`) -> cut out and crop
 (:mod:`.data`) -> load the base (:mod:`.model`) -> optional class images (:mod:`.prior`) -> the
 loop (:mod:`.loop`, checkpoints :mod:`.checkpoint`) -> weights, ``references/*.png`` and, last,
-``packshot_adapter.json``. A failed or cancelled run leaves its checkpoints (``resume=True``
+``packshot_adapter.json`` (plus ``training_log.json``: the loss of every step). A failed or cancelled run leaves its checkpoints (``resume=True``
 continues from the newest) but never a metadata file, so a folder with metadata is complete.
 
 torch, diffusers and peft are imported only when :func:`train` runs.
@@ -16,6 +16,7 @@ torch, diffusers and peft are imported only when :func:`train` runs.
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ __all__ = ["train", "TrainResult"]
 
 # request fields a resumed run may change (everything else must match the checkpoints' run)
 RESUME_FREE = ("steps", "checkpoint_every", "early_stop")
+LOG_FILE = "training_log.json"   # the loss of every step (the metadata keeps the final one)
 
 
 @dataclass
@@ -51,20 +53,21 @@ def _request(request: Any) -> "TrainRequest":
     return request if isinstance(request, TrainRequest) else build(TrainRequest, dict(request))
 
 
-def _run_record(plan, tset) -> dict[str, Any]:
+def _run_record(plan, loaded) -> dict[str, Any]:
     req = plan.request.model_dump(mode="json")
     return {"request": {k: v for k, v in req.items() if k not in RESUME_FREE}, "seed": plan.seed,
-            "token": plan.token, "resolution": plan.resolution, "photos": tset.photos}
+            "token": plan.token, "resolution": plan.resolution,
+            "photos": [{"name": name, "sha256": digest} for name, digest, _photo in loaded]}
 
 
-def _check_resume(plan, tset) -> None:
+def _check_resume(plan, loaded) -> None:
     from ..errors import InvalidInputError
     from .checkpoint import read_run
 
     saved = read_run(plan.out_dir)
     if saved is None:
         return
-    now = _run_record(plan, tset)
+    now = _run_record(plan, loaded)
     for key in ("photos", "request", "token", "resolution"):
         if saved.get(key) != now[key]:
             what = "the photos" if key == "photos" else key
@@ -82,8 +85,11 @@ def _setup_method(plan, parts, tset) -> tuple[Any, bool]:
     """Add LoRA layers or the new token; (token rows or None, whether the text side learns)."""
     from . import model as m
 
+    import torch
+
     method, req = plan.request.method, plan.request
     rows = None
+    torch.manual_seed(plan.seed)     # LoRA's initial A matrices: the same run twice starts the same
     if method == "textual-inversion":
         rows = m.add_token(parts, plan.token, tset.product)
     else:
@@ -148,12 +154,13 @@ def _metadata(plan, tset, outcome, steps: int, refs: list[str]) -> dict[str, Any
         "prior_preservation": {"images": req.prior_images, "weight": req.prior_weight} if req.prior_preservation else None,
         "mixed_precision": req.mixed_precision, "gradient_checkpointing": req.gradient_checkpointing,
         "adam_8bit": req.adam_8bit, "stopped_early": outcome.stopped_early, "resumed_from": outcome.resumed_from,
-        "photos": tset.photos, "references": refs, "packshot_version": __version__,
+        "photos": tset.photos, "references": refs, "log": LOG_FILE, "packshot_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
 
 def _save(plan, parts, job, tset, outcome) -> Path:
+    from ..io import write_atomic
     from ..models.adapters import write_metadata
     from . import model as m
     from .data import write_references
@@ -164,6 +171,8 @@ def _save(plan, parts, job, tset, outcome) -> Path:
     else:
         m.save_lora(parts, out, text_too=job.text_trained)
     refs = write_references(out, tset)
+    write_atomic(out / LOG_FILE, json.dumps({"losses": outcome.losses, "resumed_from": outcome.resumed_from,
+                                              "stopped_early": outcome.stopped_early}).encode())
     write_metadata(out, _metadata(plan, tset, outcome, len(outcome.losses), refs))   # last: the folder is whole
     return out
 
@@ -193,6 +202,8 @@ def train(photos: Sequence[Any], request: "TrainRequest | dict", out_dir: str | 
     plan = make_plan(req, settings, out_dir, resume)
     plan = _saved_seed(plan) if resume else plan
     loaded = load_photos(photos, settings)
+    if resume:
+        _check_resume(plan, loaded)
     cuts = cut_out(loaded, cutouts, settings)
     timings["cutout"] = time.perf_counter() - t0
     torch, _diffusers = import_stack()
@@ -202,9 +213,7 @@ def train(photos: Sequence[Any], request: "TrainRequest | dict", out_dir: str | 
     timings["load"] = time.perf_counter() - t1
     tset = build_set(loaded, cuts, size=plan.resolution, scale=plan.info.vae_scale, token=plan.token,
                      product=req.product, template=req.caption_template, settings=settings)
-    if resume:
-        _check_resume(plan, tset)
-    checkpoint.write_run(plan.out_dir, _run_record(plan, tset))      # the first file written
+    checkpoint.write_run(plan.out_dir, _run_record(plan, loaded))      # the first file written
     job = _build_job(plan, parts, tset, timings)
     t2 = time.perf_counter()
     outcome = loop.run(job, plan.out_dir, req.steps, checkpoint_every=req.checkpoint_every,

@@ -53,7 +53,7 @@ def load_parts(path: Path, family: str, inpaint: bool, device: str, dtype: Any, 
 
     from ..backgrounds.diffusion.stack import quiet
 
-    kw: dict[str, Any] = {"local_files_only": True}
+    kw: dict[str, Any] = {"local_files_only": True, "torch_dtype": dtype}
     if not allow_pickle:
         kw["use_safetensors"] = True
     subs = ["text_encoder", "text_encoder_2"] if family == "sdxl" else ["text_encoder"]
@@ -68,7 +68,8 @@ def load_parts(path: Path, family: str, inpaint: bool, device: str, dtype: Any, 
                 part = s
                 encs.append(cls.from_pretrained(str(path), subfolder=s, **kw))
             part = "vae"
-            vae = diffusers.AutoencoderKL.from_pretrained(str(path), subfolder="vae", **kw)
+            vae = diffusers.AutoencoderKL.from_pretrained(str(path), subfolder="vae",
+                                                          **{**kw, "torch_dtype": _vae_dtype(family, dtype)})
             part = "unet"
             unet = diffusers.UNet2DConditionModel.from_pretrained(str(path), subfolder="unet", **kw)
             part = "scheduler"
@@ -77,8 +78,7 @@ def load_parts(path: Path, family: str, inpaint: bool, device: str, dtype: Any, 
         raise _load_error(path, part, e) from None
     for m in (*encs, vae, unet):
         m.requires_grad_(False)
-        m.to(device, dtype=dtype)
-    vae.to(dtype=_vae_dtype(family, dtype))
+        m.to(device)
     named = {"unet": unet, **{s: e for s, e in zip(subs, encs)}}
     return Parts(family, inpaint, toks, encs, vae, unet, sched, device, dtype, path, named)
 
@@ -97,9 +97,14 @@ def add_lora(parts: Parts, rank: int, text_too: bool) -> None:
     parts.unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
                                       target_modules=UNET_TARGETS))
     if text_too:
+        from peft import inject_adapter_in_model
+
         for enc in parts.text_encoders:
-            enc.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
-                                       target_modules=TEXT_TARGETS))
+            # peft's own injection (what transformers' add_adapter calls; that wrapper wants a newer
+            # peft than the pinned 0.21): the config is kept where get_peft_model_state_dict reads it
+            cfg = LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=TEXT_TARGETS)
+            inject_adapter_in_model(cfg, enc, adapter_name="default")
+            enc.peft_config = {"default": cfg}
 
 
 @dataclass
@@ -237,8 +242,11 @@ def save_lora(parts: Parts, folder: Path, text_too: bool) -> None:
         for n, enc in zip(names, parts.text_encoders):
             kw[f"{n}_lora_layers"] = layers(enc)
             mods[n] = enc
-    cls = diffusers.StableDiffusionXLPipeline if parts.family == "sdxl" else diffusers.StableDiffusionPipeline
-    cls.save_lora_weights(str(folder), safe_serialization=True, **kw, **_collate_lora_metadata(mods))
+    from ..backgrounds.diffusion.stack import quiet
+
+    with quiet():   # importing a pipeline class pulls transformers' image processors (chatty)
+        cls = diffusers.StableDiffusionXLPipeline if parts.family == "sdxl" else diffusers.StableDiffusionPipeline
+        cls.save_lora_weights(str(folder), safe_serialization=True, **kw, **_collate_lora_metadata(mods))
 
 
 def save_embedding(parts: Parts, rows: TokenRows, token: str, folder: Path) -> None:
