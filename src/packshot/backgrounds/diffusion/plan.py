@@ -121,6 +121,9 @@ def check_request(req, s: Settings) -> Plan:
                 adapters=resolve_adapters(req, info, s, notes))
     plan.prompt, plan.negative = assemble(req, info.family, tokens=plan.tokens, paint=plan.paints_product,
                                           notes=notes)
+    if plan.paints_product:
+        notes.append(f"{task} with a trained adapter: the model paints the product itself (nothing is pasted "
+                     f"back); its likeness to the reference photos is scored")
     given = getattr(req, "model_fields_set", set())
     if req.controlnet:
         plan.controlnet = inspect_controlnet(req.controlnet, info, s)
