@@ -59,15 +59,15 @@ def measure(settings: Settings, parts: bool):
             row[name] = f"{res.score:.3f}"
             prow[name] = " / ".join(f"{res.parts[k]:.2f}" for k in SHORT if k in res.parts)
         good = min(float(row[n]) for n in cases.GOOD)
-        bad = max(float(row[n]) for n in cases.BAD)
+        bad = max(float(row[n]) for n in (*cases.BAD, cases.TEXT) if n in row)
         row["margin (worst good - best bad)"] = f"**{good - bad:+.3f}**"
         scores[p.name], detail[p.name] = row, prow
         print(f"{p.name}: reference features {t_ref * 1000:.0f} ms", file=sys.stderr)
-    cols = [*cases.GOOD, *cases.BAD, "margin (worst good - best bad)"]
+    cols = [*cases.GOOD, *cases.BAD, cases.TEXT, "margin (worst good - best bad)"]
     print(table(scores, cols, "product \\ change"))
     if parts:
         print("\nparts (colour / shape / detail" + (" / embed" if encoder else "") + "):\n")
-        print(table(detail, [*cases.GOOD, *cases.BAD], "product \\ change"))
+        print(table(detail, [*cases.GOOD, *cases.BAD, cases.TEXT], "product \\ change"))
     times.sort()
     print(f"\nscore per candidate (product cut-out given, {len(times)} candidates): median "
           f"{times[len(times) // 2] * 1000:.0f} ms, max {times[-1] * 1000:.0f} ms")

@@ -196,6 +196,21 @@ def test_library_min_similarity_and_keep_drop_exactly_the_bad(planted_soap, shar
     assert all(c.dropped_reason == "ranked below keep=4" for c in res.dropped)
 
 
+def test_all_dropped_still_writes_a_whole_result(planted_soap, shared_data, monkeypatch, tmp_path):
+    import packshot
+
+    monkeypatch.setenv(planted_engine.ENV, str(planted_soap))
+    planted_engine.register()
+    res = packshot.generate(shared_data / SOAP.path, "on a table", engine="planted", n=3, seed=20,
+                            size="256x256", min_similarity=1.0)
+    assert res.candidates == []
+    assert {c.seed for c in res.dropped} == {20, 21, 22}
+    doc = json.loads(packshot.save_result(res, tmp_path / "out").read_text())
+    assert doc["candidates"] == [] and len(doc["dropped"]) == 3
+    assert all(d["reason"].startswith("similarity ") and d["reason"].endswith("< 1") for d in doc["dropped"])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cutout.png", "results.json"]
+
+
 def test_cli_min_similarity_and_keep(planted_soap, shared_data, tmp_path):
     photo = shared_data / SOAP.path
     out = tmp_path / "out"
