@@ -161,7 +161,8 @@ def test_cli_adapters_by_name_with_weights_repeatable(tmp_path, tiny, mug):
     assert r.returncode == 0, r.stderr
     cand = json.loads((out / "results.json").read_text())["candidates"][0]
     p = cand["parameters"]
-    assert p["Adapters"] == "mug-lora:0.5 (lora, sks), mug-ti:1 (textual-inversion, <mug-ti>), style-lora:0.25 (lora, zwx)"
+    assert p["Adapters"] == ("mug-lora:0.5 (lora, sks), mug-ti:1 (textual-inversion, <mug-ti>), "
+                             "style-lora:0.25 (lora, zwx)")
     assert p["Final prompt"] == "sks on a shelf" and p["negative_prompt"] == "blurry sks"
     assert any("'<product>' became the first adapter's token 'sks'" in n for n in cand["notes"])
 
@@ -176,7 +177,8 @@ def test_cli_bad_adapter_one_line_exit_2_nothing_written(tmp_path, tiny, mug, ca
     if case in ("garbage-weights", "broken-json", "no-metadata"):
         shutil.copytree(tiny["lora"], adapter)
         if case == "garbage-weights":
-            (Path(adapter) / "pytorch_lora_weights.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00garbage!")
+            garbage = b"\x10\x00\x00\x00\x00\x00\x00\x00garbage!"
+            (Path(adapter) / "pytorch_lora_weights.safetensors").write_bytes(garbage)
         elif case == "broken-json":
             (Path(adapter) / "packshot_adapter.json").write_text('{"name": "x", "method": ')
         else:
@@ -406,7 +408,7 @@ def test_controlnet_variant_shares_and_sees_the_adapters(tiny, mug, settings, tm
 
 def test_adapters_need_a_generative_engine(tiny, mug, settings):
     import packshot
-    with pytest.raises(InvalidInputError, match="trained adapters run on a generative engine .* not on engine 'studio'"):
+    with pytest.raises(InvalidInputError, match="adapters run on a generative engine .* not on engine 'studio'"):
         packshot.generate(str(mug[2]), "on a table", engine="studio", adapters=[str(tiny["lora"])], settings=settings)
 
 

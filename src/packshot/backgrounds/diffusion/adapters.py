@@ -163,7 +163,8 @@ def _ensure_ti(pipe, state: AdapterState, a: ActiveAdapter, family: str) -> None
         tensors = load_file(str(a.info.weights_file))
         loaded: list[str] = []
         for k, enc, tok in _encoders(pipe, family):
-            emb = tensors.get(k) if family == "sdxl" else tensors.get(token, tensors.get(k, next(iter(tensors.values()))))
+            # SDXL: clip_l / clip_g; SD: {token: tensor} as diffusers' script writes it (else clip_l, else the one)
+            emb = tensors[k] if family == "sdxl" else tensors.get(token, tensors.get(k, next(iter(tensors.values()))))
             pipe.load_textual_inversion(emb, token=token, tokenizer=tok, text_encoder=enc)
             n = 1 if emb.ndim == 1 else int(emb.shape[0])
             loaded = [token] + [f"{token}_{i}" for i in range(1, n)]
