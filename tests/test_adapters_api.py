@@ -139,11 +139,11 @@ def test_cancel_stops_training_and_leaves_nothing(server):
         r = a.post("/api/v1/jobs", json={"product_id": product["id"], "engine": "diffusion", "model": "tiny-sd",
                                          "adapters": [aid]})
         assert_error(r, 422, aid, "cancelled")
-        # a queued one is cancelled at once
-        r2 = a.post(f"/api/v1/products/{product['id']}/adapters", json={**TRAIN, "steps": 3})
-        r3 = a.post(f"/api/v1/products/{product['id']}/adapters", json={**TRAIN, "steps": 3})
-        assert a.post(f"/api/v1/adapters/{r3.json()['id']}/cancel").json()["status"] in ("cancelled", "running")
-        _wait(a, r2.json()["id"])
+        # one cancelled right after it was queued (queued: at once; started: at its next step)
+        r3 = a.post(f"/api/v1/products/{product['id']}/adapters", json={**TRAIN, "steps": 50}).json()["id"]
+        assert a.post(f"/api/v1/adapters/{r3}/cancel").json()["status"] in ("cancelled", "running")
+        assert _wait(a, r3)["status"] == "cancelled"
+        assert not (server.data_dir / "adapters" / r3).exists()
         assert a.delete(f"/api/v1/adapters/{aid}").status_code == 204
         assert a.get(f"/api/v1/adapters/{aid}").status_code == 404
 
