@@ -159,6 +159,7 @@ def test_cli_adapters_by_name_with_weights_repeatable(tmp_path, tiny, mug):
                 "--prompt", "<product> on a shelf", "--negative-prompt", "blurry <product>", "--prompt-style", "none",
                 "--steps", "2", "-n", "1", "--seed", "3", "--keep-framing", "-o", out, env=_env(tmp_path))
     assert r.returncode == 0, r.stderr
+    assert "Warning" not in r.stderr and "Traceback" not in r.stderr     # two LoRAs on one model: no library noise
     cand = json.loads((out / "results.json").read_text())["candidates"][0]
     p = cand["parameters"]
     assert p["Adapters"] == ("mug-lora:0.5 (lora, sks), mug-ti:1 (textual-inversion, <mug-ti>), "

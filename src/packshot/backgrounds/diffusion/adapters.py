@@ -22,6 +22,7 @@ view: they share the UNet and text encoders, so every view sees what is loaded) 
 from __future__ import annotations
 
 import json
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,6 +134,9 @@ def _ensure_lora(pipe, state: AdapterState, a: ActiveAdapter, keep: set[str]) ->
         state.stats["lora_evictions"] += 1
     name = f"packshot_{state.counter}"
     state.counter += 1
+    # several adapters on one model are intended here: peft's warning about it is noise on the CLI
+    # (a permanent filter: catch_warnings is not thread-safe)
+    warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute", category=UserWarning)
     try:
         pipe.load_lora_weights(str(a.info.path), weight_name=a.info.weights_file.name, adapter_name=name,
                                local_files_only=True)
