@@ -1,12 +1,13 @@
 """Product similarity on the real seller photos: product x perturbation -> score, and the time per
 candidate.
 
-    .venv/bin/python benchmarks/bench_similarity.py [--parts] [--pipeline]
+    .venv/bin/python benchmarks/bench_similarity.py [--parts] [--sizes] [--pipeline]
 
 Each product of tests/similarity_cases.py is cut out of its photo in ../shared/data (read in place)
 with packshot's learned engine, then rotated / flipped / relit (should stay high) and painted over /
 hue shifted / cut (should drop). Classical parts only unless PACKSHOT_SIMILARITY_MODEL names an
-encoder. ``--parts`` adds a table of the parts; ``--pipeline`` also times the whole score stage per
+encoder. ``--parts`` adds a table of the parts; ``--sizes`` one of the product drawn smaller;
+``--pipeline`` also times the whole score stage per
 candidate through Pipeline.generate with the planted engine (cutting the candidate out included).
 """
 from __future__ import annotations
@@ -73,6 +74,23 @@ def measure(settings: Settings, parts: bool):
           f"{times[len(times) // 2] * 1000:.0f} ms, max {times[-1] * 1000:.0f} ms")
 
 
+def sizes(settings: Settings) -> None:
+    """The product drawn smaller in the candidate (rotated 15°): score and detail part per size."""
+    rows: dict[str, dict[str, str]] = {}
+    for p in cases.PRODUCTS:
+        rgb, alpha = cases.load_cutout(SHARED, p)
+        refs = ReferenceSet([ProductView.from_rgba(rgb, alpha, name=p.name)], image_encoder(settings))
+        rows[p.name] = {}
+        for side in SIDES:
+            res = refs.score(ProductView.from_rgba(*cases.rotate(*cases.shrink(rgb, alpha, side), 15)))
+            rows[p.name][f"{side} px"] = f"{res.score:.3f} ({res.parts.get('similarity_detail', float('nan')):.2f})"
+    print("\nproduct drawn at N px (longer side), rotated 15°: score (detail part)\n")
+    print(table(rows, [f"{s} px" for s in SIDES], "product \\ size"))
+
+
+SIDES = (320, 200, 160, 120)
+
+
 def pipeline_time(settings: Settings) -> None:
     """The score stage per generated candidate through Pipeline.generate (cut-out of the candidate,
     similarity, ranking) on the planted engine, 512 x 512 canvas, 8 candidates."""
@@ -101,9 +119,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parts", action="store_true")
     ap.add_argument("--pipeline", action="store_true")
+    ap.add_argument("--sizes", action="store_true")
     args = ap.parse_args()
     settings = Settings.from_env()
     measure(settings, args.parts)
+    if args.sizes:
+        sizes(settings)
     if args.pipeline:
         pipeline_time(settings)
 
