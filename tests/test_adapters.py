@@ -427,3 +427,19 @@ def test_textual_inversion_multi_vector_and_same_token_from_another_file(tiny, m
     assert np.array_equal(back.rgb, first.rgb)
     with pytest.raises(InvalidInputError, match="both bind the textual-inversion token '<mug-ti>'"):
         engine.render(_job(mug, **fields, adapters=[str(tiny["ti"]), str(other)]))
+
+
+def test_least_recently_used_lora_is_dropped_and_reloads_the_same(tiny, mug, settings, monkeypatch):
+    import packshot.backgrounds.diffusion.adapters as da
+    monkeypatch.setattr(da, "MAX_LORAS", 1)
+    engine = _engine(settings)
+    fields = dict(model=str(tiny["sd_t2i"]), mode="text2img", prompt="<product> on a table")
+    first = engine.render(_job(mug, **fields, adapters=[str(tiny["lora"])]))[0]
+    other = engine.render(_job(mug, **fields, adapters=[str(tiny["lora2"])]))[0]
+    back = engine.render(_job(mug, **fields, adapters=[str(tiny["lora"])]))[0]
+    holder = engine.models._items[engine.models.keys()[0]]
+    assert holder.adapters.stats["lora_evictions"] == 2 and holder.adapters.stats["lora_loads"] == 3
+    assert len(holder.adapters.loras) == 1 and not np.array_equal(first.rgb, other.rgb)
+    assert np.array_equal(back.rgb, first.rgb)
+    both = engine.render(_job(mug, **fields, adapters=[str(tiny["lora"]), str(tiny["lora2"])]))[0]   # both needed
+    assert len(holder.adapters.loras) == 2 and not np.array_equal(both.rgb, first.rgb)
