@@ -1,12 +1,13 @@
 """Product similarity on the real seller photos: product x perturbation -> score, and the time per
 candidate.
 
-    .venv/bin/python benchmarks/bench_similarity.py [--parts] [--sizes] [--pipeline]
+    .venv/bin/python benchmarks/bench_similarity.py [--parts] [--sizes] [--outputs] [--pipeline]
 
 Each product of tests/similarity_cases.py is cut out of its photo in ../shared/data (read in place)
 with packshot's learned engine, then rotated / flipped / relit (should stay high) and painted over /
 hue shifted / cut (should drop). Classical parts only unless PACKSHOT_SIMILARITY_MODEL names an
-encoder. ``--parts`` adds a table of the parts; ``--sizes`` one of the product drawn smaller;
+encoder. ``--parts`` adds a table of the parts; ``--sizes`` one of the product drawn smaller; ``--outputs`` scores the
+source repository's real Stable Diffusion outputs of the same products;
 ``--pipeline`` also times the whole score stage per
 candidate through Pipeline.generate with the planted engine (cutting the candidate out included).
 """
@@ -91,6 +92,34 @@ def sizes(settings: Settings) -> None:
 SIDES = (320, 200, 160, 120)
 
 
+def outputs(settings: Settings) -> None:
+    """Real generated candidates: the source repository's Stable Diffusion 2 inpainting outputs of
+    the same products (``outputs/*.webp``, 512 px, product NOT pasted back, so it may be altered),
+    cut out with 'auto' as the pipeline does, scored against the photo's own cut-out."""
+    from packshot.io import load_image
+    from packshot.pipeline import Pipeline
+    from packshot.schema import SegmentOptions
+    from packshot.types import Photo
+
+    pipe = Pipeline(settings)
+    seg = pipe.segmenter(pipe.resolve_segmenter(SegmentOptions())[0])
+    rows: dict[str, dict[str, str]] = {}
+    for p in cases.PRODUCTS:
+        files = sorted((SHARED / p.path).parent.glob("outputs/*.webp"))
+        if not files:
+            continue
+        rgb, alpha = cases.load_cutout(SHARED, p)
+        refs = ReferenceSet([ProductView.from_rgba(rgb, alpha, name=p.name)], image_encoder(settings))
+        rows[p.name] = {}
+        for f in files:
+            img = load_image(f)
+            res = refs.score(ProductView.from_rgba(img.rgb, seg.segment(Photo(rgb=img.rgb, source=str(f))).alpha))
+            rows[p.name][f.name] = f"{res.score:.2f} ({' / '.join(f'{res.parts[k]:.2f}' for k in SHORT if k in res.parts)})"
+    cols = sorted({c for r in rows.values() for c in r})
+    print("\nreal SD2-inpainting outputs (product not pasted back): score (colour / shape / detail)\n")
+    print(table(rows, cols, "product \\ output"))
+
+
 def pipeline_time(settings: Settings) -> None:
     """The score stage per generated candidate through Pipeline.generate (cut-out of the candidate,
     similarity, ranking) on the planted engine, 512 x 512 canvas, 8 candidates."""
@@ -120,11 +149,14 @@ def main() -> None:
     ap.add_argument("--parts", action="store_true")
     ap.add_argument("--pipeline", action="store_true")
     ap.add_argument("--sizes", action="store_true")
+    ap.add_argument("--outputs", action="store_true")
     args = ap.parse_args()
     settings = Settings.from_env()
     measure(settings, args.parts)
     if args.sizes:
         sizes(settings)
+    if args.outputs:
+        outputs(settings)
     if args.pipeline:
         pipeline_time(settings)
 
