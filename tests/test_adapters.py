@@ -353,6 +353,11 @@ def test_library_raises_the_packshot_errors(tiny, mug, settings):
         packshot.generate(str(mug[2]), "on a table", adapters=["gone"], **base)
     with pytest.raises(InvalidInputError, match="given twice"):
         packshot.generate(str(mug[2]), "on a table", adapters=[str(tiny["lora_xl"]), f"{tiny['lora_xl']}:0.5"], **base)
+    bad = settings.model_dir / "adapters" / "bad"
+    shutil.copytree(tiny["ti_xl"], bad)
+    (bad / "learned_embeds.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelError, match="adapter 'mug-ti-xl': .*learned_embeds.safetensors is not a safetensors file"):
+        packshot.generate(str(mug[2]), "on a table", adapters=["bad"], **base)
 
 
 # -- an adapter trained by `packshot train`, then used by name -----------------------------------------------
