@@ -152,7 +152,7 @@ def _metadata(plan, tset, outcome, steps: int, refs: list[str]) -> dict[str, Any
         "masked_loss": req.masked_loss, "caption_template": req.caption_template,
         "captions": [e.caption for e in tset.examples], "captioner": tset.captioned,
         "prior_preservation": {"images": req.prior_images, "weight": req.prior_weight} if req.prior_preservation else None,
-        "mixed_precision": req.mixed_precision, "gradient_checkpointing": req.gradient_checkpointing,
+        "device": plan.device, "mixed_precision": req.mixed_precision, "gradient_checkpointing": req.gradient_checkpointing,
         "adam_8bit": req.adam_8bit, "stopped_early": outcome.stopped_early, "resumed_from": outcome.resumed_from,
         "photos": tset.photos, "references": refs, "log": LOG_FILE, "packshot_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -97,17 +97,21 @@ def cut_out(loaded: list[tuple[str, str, Photo]], cutouts: Sequence[Cutout] | No
 def square_crop(cut: Cutout, size: int) -> tuple[np.ndarray, np.ndarray]:
     """(SxSx3 image, SxS alpha) of a square around the product, the product filling PRODUCT_FILL.
 
-    Parts of the square outside the photo repeat the border pixels (alpha 0 there): the loss is
-    masked to the product, so the padding only has to look unremarkable to the VAE.
+    The margin shrinks (down to none) before the square leaves the photo; only a product longer
+    than the photo's short side needs padding, which repeats the border pixels (alpha 0 there): the
+    loss is masked to the product, so the padding only has to look unremarkable to the VAE.
     """
     import cv2
 
     x0, y0, x1, y1 = cut.bbox
-    side = max(x1 - x0, y1 - y0) / PRODUCT_FILL
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
-    s = max(int(round(side)), 1)
     h, w = cut.alpha.shape
+    long_side = max(x1 - x0, y1 - y0)
+    # a smaller margin rather than invented pixels, as long as the product itself fits the photo
+    side = max(long_side, min(long_side / PRODUCT_FILL, h, w))
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    s = max(int(round(side)), 1)
+    left = int(round(min(max(cx - s / 2, 0), w - s))) if s <= w else int(round(cx - s / 2))
+    top = int(round(min(max(cy - s / 2, 0), h - s))) if s <= h else int(round(cy - s / 2))
     pad = [max(0, -top), max(0, top + s - h), max(0, -left), max(0, left + s - w)]
     rgb = cv2.copyMakeBorder(cut.photo.rgb, *pad, cv2.BORDER_REPLICATE)
     alpha = cv2.copyMakeBorder(cut.alpha.astype(np.float32), *pad, cv2.BORDER_CONSTANT, value=0.0)
