@@ -285,12 +285,16 @@ def test_sdxl_lora_and_textual_inversion(photos, tmp_path):
     assert _render(pipe, "a photo of <xl>").shape == (64, 64, 3)
 
 
-def test_inpainting_base_trains(photos, tmp_path):
+def test_inpainting_base_trains_also_with_gradient_checkpointing(photos, tmp_path):
     from packshot.train import train
 
     base = tp.build_sd_inpaint(tmp_path / "inpaint")
-    res = train(photos, {"base": str(base), "steps": 3, "resolution": 64, "seed": 1}, tmp_path / "ad")
+    req = {"base": str(base), "steps": 3, "resolution": 64, "seed": 1, "method": "dreambooth-lora"}
+    res = train(photos, req, tmp_path / "ad")
     assert res.adapter.meta["base"]["inpaint"] is True and len(res.losses) == 3
+    checkpointed = train(photos, {**req, "gradient_checkpointing": True}, tmp_path / "gc")
+    assert checkpointed.adapter.meta["gradient_checkpointing"] is True
+    np.testing.assert_allclose(checkpointed.losses, res.losses, rtol=1e-4)   # same maths, less memory
     pipe = _pipe(base)
     pipe.load_lora_weights(res.path)
 
@@ -329,3 +333,50 @@ def test_early_stop_and_library_import_stays_light(sd_base, photos, tmp_path):
             "assert 'torch' not in sys.modules; print('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.stdout.strip() == "ok", r.stderr
+
+
+def test_captioner_captions_and_precomputed_cutouts(sd_base, photos, tmp_path):
+    """A configured captioner (tiny random BLIP) adds its caption and names the product; cut-outs
+    the caller already has (the API's) are used as given."""
+    import packshot
+    from packshot.captioner import caption_product, noun_of
+    from packshot.config import Settings
+    from packshot.train import train
+    from tiny_blip import build_tiny_blip
+
+    settings = Settings(captioner=str(build_tiny_blip(tmp_path / "blip")), model_dir=tmp_path / "models")
+    cuts = [packshot.cutout(p) for p in photos]
+    res = train(photos, {"base": str(sd_base), "steps": 1, "resolution": 64, "seed": 1, "name": "blip-mug"},
+                settings=settings, cutouts=cuts)
+    assert res.path == tmp_path / "models" / "adapters" / "blip-mug"       # named: <model_dir>/adapters/<name>
+    meta = res.adapter.meta
+    captions = [caption_product(c.rgba(), None, settings) for c in cuts]
+    product = next((n for n in map(noun_of, captions) if n), None) or "product"
+    assert meta["captioner"] is True and meta["product"] == product
+    assert meta["captions"] == [f"a photo of ohwx {product}, {c}" for c in captions]
+
+
+def test_progress_bar_on_a_terminal(sd_base, photos, tmp_path):
+    """On a terminal the step, the total and the loss are shown on stderr; piped output is quiet."""
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "packshot", "train", *map(str, photos), "--base", str(sd_base),
+                             "-o", str(tmp_path / "bar"), "--steps", "3", "--resolution", "64"],
+                            stdout=subprocess.PIPE, stderr=slave, text=True)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    out, _ = proc.communicate(timeout=300)
+    os.close(master)
+    shown = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0, shown
+    assert "\rtrain      3/3 [########################] loss " in shown
+    assert "wrote adapter 'bar'" in out and "train " not in out
