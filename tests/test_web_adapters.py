@@ -96,6 +96,7 @@ def test_train_pick_the_model_and_generate(server, page):  # noqa: F811
     with page.expect_response(lambda r: r.url.endswith("/adapters") and r.request.method == "POST") as posted:
         page.get_by_role("button", name="Train a model").click()
     second = posted.value.json()
+    assert second["name"] == "red-mug-lora-2"  # default names are numbered within the product
     row2 = page.locator(f"li.adapter[data-adapter-id='{second['id']}']")
     expect(row2.locator(".adapter-steps")).not_to_have_text("step 0/5000", timeout=120_000)
     row2.get_by_role("button", name="Cancel").click()

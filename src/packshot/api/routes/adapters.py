@@ -107,6 +107,14 @@ def _slug(text: str) -> str:
     return s or "product"
 
 
+def _default_name(store, owner: str, product, method: str) -> str:
+    """``<product>-<method>``, numbered when the product has one of that name already (the generate
+    form lists them by name)."""
+    taken = {r.name for r in list_adapters(store, owner, product.id)}
+    base = f"{_slug(product.name)}-{method}"
+    return next(n for n in (base if i == 1 else f"{base}-{i}" for i in range(1, len(taken) + 2)) if n not in taken)
+
+
 def _create(state, owner: str, product_id: str, body: AdapterCreate) -> AdapterPublic:
     product = state.store.get_product(owner, product_id)  # 404 for unknown / another key's product
     ids = body.photo_ids if body.photo_ids is not None else [p.id for p in product.photos]
@@ -116,7 +124,7 @@ def _create(state, owner: str, product_id: str, body: AdapterCreate) -> AdapterP
     if len(set(ids)) != len(ids):
         raise InvalidInputError("photo_ids names a photo twice")
     fields = body.model_dump(exclude={"photo_ids"})
-    fields["name"] = body.name or f"{_slug(product.name)}-{body.method}"
+    fields["name"] = body.name or _default_name(state.store, owner, product, body.method)
     if fields["seed"] is None:  # fixed now: a run that resumes after a crash continues the same run
         fields["seed"] = random.SystemRandom().randrange(2**32)
     train_request = TrainRequest.model_validate(fields)
