@@ -283,6 +283,10 @@ def test_sdxl_lora_and_textual_inversion(photos, tmp_path):
     pipe.load_textual_inversion(emb["clip_g"], token="<xl>", text_encoder=pipe.text_encoder_2,
                                 tokenizer=pipe.tokenizer_2)
     assert _render(pipe, "a photo of <xl>").shape == (64, 64, 3)
+    db = train(photos, {"base": str(base), "method": "dreambooth-lora", "steps": 1, "resolution": 64, "seed": 3,
+                        "prior_preservation": True, "prior_images": 1}, tmp_path / "xl-db")
+    keys = load_file(db.path / "pytorch_lora_weights.safetensors").keys()
+    assert {k.split(".")[0] for k in keys} == {"unet", "text_encoder", "text_encoder_2"}
 
 
 def test_inpainting_base_trains_also_with_gradient_checkpointing(photos, tmp_path):
