@@ -95,11 +95,12 @@ SIDES = (320, 200, 160, 120)
 def outputs(settings: Settings) -> None:
     """Real generated candidates: the source repository's Stable Diffusion 2 inpainting outputs of
     the same products (``outputs/*.webp``, 512 px, product NOT pasted back, so it may be altered),
-    cut out with 'auto' as the pipeline does, scored against the photo's own cut-out."""
+    cut out as the pipeline does (``candidate_view``: 'auto', a box hint where the reference is
+    found), scored against the photo's own cut-out."""
     from packshot.io import load_image
     from packshot.pipeline import Pipeline
     from packshot.schema import SegmentOptions
-    from packshot.types import Photo
+    from packshot.score.references import candidate_view
 
     pipe = Pipeline(settings)
     seg = pipe.segmenter(pipe.resolve_segmenter(SegmentOptions())[0])
@@ -113,7 +114,7 @@ def outputs(settings: Settings) -> None:
         rows[p.name] = {}
         for f in files:
             img = load_image(f)
-            res = refs.score(ProductView.from_rgba(img.rgb, seg.segment(Photo(rgb=img.rgb, source=str(f))).alpha))
+            res = refs.score(candidate_view(seg, refs.references, img.rgb, f.name))  # as the pipeline does
             rows[p.name][f.name] = f"{res.score:.2f} ({' / '.join(f'{res.parts[k]:.2f}' for k in SHORT if k in res.parts)})"
     cols = sorted({c for r in rows.values() for c in r})
     print("\nreal SD2-inpainting outputs (product not pasted back): score (colour / shape / detail)\n")

@@ -27,8 +27,8 @@ from .schema import GenerateRequest, SegmentOptions, build
 from .score import overall, rank, score_candidate
 from .score.encoders import image_encoder, resolve_encoder
 from .score.filter import keep_filter
-from .score.references import hashes_text, reference_views
-from .score.similarity import ProductView, ReferenceSet
+from .score.references import candidate_view, hashes_text, reference_views
+from .score.similarity import ReferenceSet
 from .segment import SEGMENTERS, Segmenter, resolve_engine
 from .score.ranking import with_cutout_confidence
 from .segment.confidence import low_confidence_note, with_confidence
@@ -196,8 +196,9 @@ class Pipeline:
     def _similarity(self, candidates: list[Candidate], cut: Cutout, request: GenerateRequest,
                     notes: list[str], progress: ProgressFn) -> dict[Candidate, dict[str, float]]:
         """Similarity scores of the candidates whose product the model painted itself: each is cut
-        out with the default segmenter (``auto``) and compared with the reference cut-outs (the
-        photo's and the adapters'), prepared once here. Records the references' hashes and the
+        out with the default segmenter (``auto``, :func:`.score.references.candidate_view`) and
+        compared with the reference cut-outs (the photo's
+        and the adapters'), prepared once here. Records the references' hashes and the
         score in the candidate's parameters."""
         generated = [c for c in candidates if c.scene.product_generated]
         if not generated:
@@ -209,17 +210,13 @@ class Pipeline:
         out: dict[Candidate, dict[str, float]] = {}
         for i, c in enumerate(generated):
             progress("score", i / len(generated), f"similarity of candidate {i + 1}/{len(generated)}")
-            try:
-                matte = segmenter.segment(Photo(rgb=c.image, source=f"candidate seed {c.seed}"))
-            except NoProductFoundError:
-                matte = None
+            view = candidate_view(segmenter, refs.references, c.image, f"seed {c.seed}")
             best = None
-            if matte is None or matte.bbox(0.5) is None:
+            if view is None:
                 out[c] = {"similarity": 0.0}
                 c.notes.append(f"seed {c.seed}: no product found in the generated image (similarity 0)")
             else:
-                res = refs.score(ProductView.from_rgba(c.image, matte.alpha, name=f"seed {c.seed}",
-                                                       source="candidate"))
+                res = refs.score(view)
                 out[c], best = res.scores(), res.reference.name
                 notes.extend(n for n in res.notes if n not in notes)
             c.parameters.update({"Similarity": round(out[c]["similarity"], 4), "Best reference": best,

@@ -132,3 +132,35 @@ def detail_similarity(cand, ref) -> float | None:
     if H is None:
         return 0.0
     return float(min(1.0, n / (DETAIL_FULL * n_ref)) * local_agreement(cand, grey, mask, H))
+
+
+MIN_LOCATE_INLIERS = 15   # matches needed to trust where a reference says the product is
+
+
+def locate(refs, rgb: np.ndarray, margin: float = 0.1) -> tuple[int, int, int, int] | None:
+    """Where the product is in a whole generated image: the box (x0, y0, x1, y1) of the reference
+    silhouette that best matches it (ORB + RANSAC homography, mirrored references too), grown by
+    ``margin``; None when no reference matches well enough. Used as a box hint for cutting the
+    candidate out, so what touches the product in a busy scene stays out of its silhouette."""
+    import cv2
+
+    grey = cv2.equalizeHist(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY))
+    feats = orb_features(grey, np.ones(grey.shape, bool))
+    best: tuple[int, np.ndarray, np.ndarray] | None = None
+    for ref in refs:
+        for kps, mask in ((ref.keypoints, ref.mask), (ref.keypoints_mirrored, ref.mask[:, ::-1])):
+            H, n = match(kps, feats)
+            if H is not None and n >= MIN_LOCATE_INLIERS and (best is None or n > best[0]):
+                best = (n, H, mask)
+    if best is None:
+        return None
+    _, H, mask = best
+    ys, xs = np.nonzero(mask)
+    corners = np.float32([[xs.min(), ys.min()], [xs.max(), ys.min()], [xs.max(), ys.max()],
+                          [xs.min(), ys.max()]]).reshape(-1, 1, 2)
+    q = cv2.perspectiveTransform(corners, H).reshape(-1, 2)
+    (x0, y0), (x1, y1) = q.min(axis=0), q.max(axis=0)
+    mx, my = margin * (x1 - x0), margin * (y1 - y0)
+    h, w = grey.shape
+    box = (int(max(0, x0 - mx)), int(max(0, y0 - my)), int(min(w, x1 + mx)), int(min(h, y1 + my)))
+    return box if box[2] - box[0] >= 16 and box[3] - box[1] >= 16 else None

@@ -62,3 +62,21 @@ def reference_views(cut: Cutout, adapters: list[str], settings: Settings) -> lis
 def hashes_text(views: list[ProductView]) -> str:
     """'name: <sha256>, ...': the references' photos, as recorded in each candidate's parameters."""
     return ", ".join(f"{v.name}: {v.sha256 or '?'}" for v in views)
+
+
+def candidate_view(segmenter, references: list[ProductView], rgb: np.ndarray, name: str) -> ProductView | None:
+    """The generated product of one candidate image, cut out with ``segmenter`` (the pipeline's
+    default, ``auto``) with a box hint where a reference is found in the image
+    (:func:`.detail.locate`); None when no product is found."""
+    from ..errors import NoProductFoundError
+    from ..types import Hints
+    from .detail import locate
+
+    box = locate(references, rgb)
+    try:
+        matte = segmenter.segment(Photo(rgb=rgb, source=name), Hints(boxes=(box,)) if box else Hints())
+    except NoProductFoundError:
+        return None
+    if matte.bbox(0.5) is None:
+        return None
+    return ProductView.from_rgba(rgb, matte.alpha, name=name, source="candidate")
