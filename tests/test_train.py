@@ -384,3 +384,26 @@ def test_progress_bar_on_a_terminal(sd_base, photos, tmp_path):
     assert proc.returncode == 0, shown
     assert "\rtrain      3/3 [########################] loss " in shown
     assert "wrote adapter 'bar'" in out and "train " not in out
+
+
+def test_real_seller_photos_train_through_the_cli(shared_data, sd_base, tmp_path):
+    """Real 2400 px seller JPEGs (read in place): cut out by packshot, hashed, cropped; references
+    are the products' RGBA cut-outs at <= 512 px with a real matte (opaque inside, clear outside)."""
+    from packshot.models.adapters import sha256_file
+
+    seed = shared_data / "seed_products"
+    photos = [seed / "nivedkris_product1_shaving_soap" / "product1.jpg",
+              seed / "nivedkris_product3_aftershave_bottle" / "product3.jpg",
+              seed / "nivedkris_product4_loafers" / "product4.jpg"]
+    if not all(p.is_file() for p in photos):
+        pytest.skip("the seed product photos are missing")
+    out = tmp_path / "real"
+    r = _train(photos, sd_base, out, "--steps", "2")
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((out / "packshot_adapter.json").read_text())
+    assert [p["sha256"] for p in meta["photos"]] == [sha256_file(p) for p in photos]
+    for ref in sorted((out / "references").glob("*.png")):
+        rgba = np.asarray(Image.open(ref))
+        assert max(rgba.shape[:2]) == 512 and rgba.shape[2] == 4
+        a = rgba[..., 3]
+        assert (a == 255).mean() > 0.3 and (a == 0).mean() > 0.02, ref.name   # a product, cropped to it
