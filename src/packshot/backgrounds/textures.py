@@ -131,50 +131,92 @@ def warp(rng, field: np.ndarray, scale: float, strength: float, cells: float) ->
 
 
 def marble(rng, h, w, scale, rgb, amount=1.0, vein_rgb=None):
-    """Marble as stone forms it (the classic turbulence construction, Perlin 1985): veins are the
-    ridges of ``sin(freq * t + k * turbulence)`` along one diagonal ``t``, with a domain-warped
-    fBm as the turbulence, so they flow in one direction, meander, pinch and branch; sharp cores
-    with feathered grey washes around them; they fade in and out along their length; a web of
-    faint thin veins and cloudy drifts in the body. Hand-written (no library draws marble); each
-    step is a resize or a remap of small noise grids."""
+    """Carrara/Calacatta-like marble, built as stone is: a cloudy body (domain-warped, turbulent fBm:
+    faint grey drifts and mottling) crossed by a few soft veins. Veins are level lines of a
+    domain-warped phase field (Perlin's turbulence construction): they flow in one direction,
+    meander, pinch, swell and branch; each is drawn at a chosen width in pixels (wrapped phase /
+    phase slope = distance to the vein's centre line) with a Gaussian core, a wide translucent
+    halo and a width that varies along its length, so no vein is ever a 1-px line. A second,
+    finer family at another angle branches off and fades in and out. Veins darken the stone by at
+    most about a third (a mix toward a cool grey, never black). Hand-written (no library draws
+    marble); every step is a resize, a remap or an element-wise float32 operation."""
     uy, ux = _units(h, w, scale)
     yy, xx = coords(h, w, scale)
     dark = float(rgb.mean()) < 0.45
     if vein_rgb is None:
-        vein_rgb = np.array([0.85, 0.84, 0.82], F32) if dark else rgb * np.array([0.62, 0.63, 0.66], F32)
+        vein_rgb = np.array([0.86, 0.85, 0.83], F32) if dark else rgb * np.array([0.60, 0.62, 0.66], F32)
     ang = rng.uniform(0.35, 1.0) * (1 if rng.random() < 0.5 else -1)
-    t = xx * F32(math.cos(ang)) + yy * F32(math.sin(ang))
-    # the turbulence's slope stays below the veins' frequency, so veins bend but never close
-    # into loops; a little fine detail makes their edges irregular
-    low = lowres(lambda p, q: fbm(rng, p, q, uy * 0.7, ux * 0.7, 2, 0.4), h, w, 4)
-    detail = lowres(lambda p, q: fbm(rng, p, q, uy * 4, ux * 4, 3, 0.5), h, w, 2)
-    turb = warp(rng, low * F32(1.0) + detail * F32(0.12), scale, 0.04, 1.0)
-    freq = F32(2 * math.pi * rng.uniform(1.4, 2.0))
-    phase = t * freq + turb * F32(1.6)
-    ridge = (F32(1) + np.cos(phase)) * F32(0.5)            # 1 on the vein, 0 between; smooth (no crease)
-    presence = np.clip(F32(0.45) + F32(0.7) * lowres(lambda p, q: fbm(rng, p, q, uy * 1.3, ux * 1.3, 3), h, w, 4),
-                       F32(0.0), F32(1.0))
-    r2 = ridge * ridge                   # powers by squaring: float32 ** is slow (exp/log)
-    r4 = r2 * r2
-    r8 = r4 * r4
-    r16 = r8 * r8
-    r64 = r16 * r16
-    r64 *= r64
-    core = r64 * r16 * r8 * r2            # ridge ** 90: a narrow smooth core
-    wash = r8 * r4                        # ridge ** 12: the feathered grey wash around it
-    fine = _rotated(rng, h, w, scale, 0.6, 3.0, 4, 0.5, ang + rng.uniform(-0.5, 0.5))
-    thin = np.exp(-(fine / F32(0.03)) ** 2) * F32(0.08)
-    veins = (core * F32(0.7) + wash * F32(0.3)) * presence + thin * presence
-    cloud = lowres(lambda p, q: fbm(rng, p, q, uy * 1.1, ux * 1.1, 5, 0.55), h, w, 4)
-    base = colourise(rgb, F32(1) + F32(0.03 * amount) * cloud)
-    tt = np.clip(veins * F32(min(1.0, 0.9 * amount)), 0, 1)
+    fac = 4
+    sh, sw = max(8, h // fac), max(8, w // fac)
+    syy, sxx = coords(sh, sw, scale / fac)
+
+    def phase_field(angle, freq, turb_gain, cells):
+        t = sxx * F32(math.cos(angle)) + syy * F32(math.sin(angle))
+        low = fbm(rng, sh, sw, uy * cells, ux * cells, 3, 0.45)
+        detail = fbm(rng, sh, sw, uy * cells * 5, ux * cells * 5, 2, 0.5)
+        turb = warp(rng, low + detail * F32(0.05), scale / fac, 0.05, 1.0)
+        return t * F32(2 * math.pi * freq) + turb * F32(turb_gain)
+
+    def veins_of(phase, width_px, halo, presence):
+        slope = cv2.magnitude(cv2.Sobel(phase, cv2.CV_32F, 1, 0, ksize=3),
+                              cv2.Sobel(phase, cv2.CV_32F, 0, 1, ksize=3)) * F32(1 / (8.0 * fac))
+        # width varies along the vein (pinch and swell), and slope stays smooth: enlarge both
+        phase = cv2.resize(phase, (w, h), interpolation=cv2.INTER_CUBIC)
+        inv = cv2.resize(F32(1) / (slope + F32(1e-4)), (w, h), interpolation=cv2.INTER_LINEAR)
+        wid = cv2.resize(width_px, (w, h), interpolation=cv2.INTER_LINEAR)
+        p = phase * F32(1 / (2 * math.pi))
+        p -= np.round(p)
+        d = np.abs(p) * F32(2 * math.pi) * inv / wid        # distance from the centre line, in widths
+        d2 = d * d
+        core = np.exp(-d2)
+        wash = np.exp(d2 * F32(-1 / (halo * halo)))
+        pres = cv2.resize(presence, (w, h), interpolation=cv2.INTER_LINEAR)
+        return (core * F32(0.75) + wash * F32(0.25)) * pres
+
+    def width_field(px, spread):
+        n = fbm(rng, sh, sw, uy * 2.5, ux * 2.5, 3, 0.5)
+        return (F32(px) * np.exp(n * F32(spread))).astype(F32)
+
+    def presence_field(cells, bias):
+        n = fbm(rng, sh, sw, uy * cells, ux * cells, 3, 0.5)
+        return np.clip(F32(bias) + F32(0.6) * n, 0, 1)
+
+    px = scale / 1024.0      # widths below are pixels of a 1024 px wide scene
+    # the turbulence's slope stays below the veins' frequency, so veins bend but never close into loops
+    main = veins_of(phase_field(ang, rng.uniform(1.2, 1.7), 1.1, 0.7),
+                    width_field(4.5 * px, 0.6), 4.5, presence_field(1.2, 0.6))
+    branch = veins_of(phase_field(ang + rng.uniform(0.45, 0.8) * (1 if rng.random() < 0.5 else -1),
+                                  rng.uniform(2.4, 3.4), 1.2, 1.0),
+                      width_field(2.2 * px, 0.5), 3.5, presence_field(1.8, 0.1) * F32(0.55))
+    # broad ghost veins deep in the stone: wide, pale, seen through the surface
+    ghost = veins_of(phase_field(ang + rng.uniform(-0.25, 0.25), rng.uniform(0.9, 1.3), 1.0, 0.8),
+                     width_field(12.0 * px, 0.5), 2.0, presence_field(1.0, 0.3) * F32(0.3))
+    veins = np.maximum(np.maximum(main, branch), ghost)
+    # the body: cloudy grey drifts (turbulent fBm, |n|) and a faint warm/cool shift between them
+    cloud = lowres(lambda a, b: fbm(rng, a, b, uy * 1.4, ux * 1.4, 5, 0.55), h, w, 4)
+    drift = _rotated(rng, h, w, scale, 0.9, 3.0, 4, 0.55, ang, factor=4)    # streaked along the veins
+    drift = np.clip(drift - F32(0.3), 0, F32(1.5))          # grey clouds in patches, clear stone between
+    grain = noise(rng, h, w, h / 1.5, w / 1.5)
+    lum = F32(1) + F32(0.02 * amount) * cloud - F32(0.045 * amount) * drift + F32(0.006 * amount) * grain
+    base = colourise(rgb, lum)
+    base += (cloud * F32(0.008 * amount))[..., None] * np.array([1.0, 0.2, -1.0], F32)
+    tt = np.clip(veins * F32(min(1.0, 0.85 * amount)), 0, 1)
     return mix(base, np.broadcast_to(vein_rgb, base.shape), tt)
 
 
 def wood(rng, h, w, scale, rgb, amount=1.0, along_x=True):
-    """A solid-wood tabletop: two or three wide boards running across the picture (left to
-    right, so in perspective their seams stay level instead of converging like a plank floor),
-    per-board tone, long grain streaks with wavy growth rings, pores along the grain."""
+    """A solid-wood tabletop of two or three flat-sawn boards running across the picture (left to
+    right, so in perspective their seams stay level instead of converging like a plank floor).
+
+    Each board is a planar cut through the log's growth rings (cylinders around the pith, along
+    x): at ``y`` across the board the ring radius is ``hypot(y - pith, depth(x))``, where the
+    cut's depth below the pith drifts along the board; the ring lines are then the arches and
+    cathedrals of flat-sawn wood, straight grain at the edges. A domain warp makes them irregular.
+    Each ring is a light earlywood band darkening into a narrow latewood line (a sawtooth, not a
+    sine); pores are short dark flecks along the grain, denser in the earlywood; a faint fine
+    grain follows the same rings. Boards differ in tone, hue, ring spacing and figure; seams are
+    thin dark joints with a small bevel highlight. Hand-written (no library draws wood grain);
+    everything is element-wise float32 on (h, w) or a few resizes and one remap."""
     if not along_x:
         return np.ascontiguousarray(wood(rng, w, h, scale, rgb, amount, True).transpose(1, 0, 2))
     uy, ux = _units(h, w, scale)
@@ -184,23 +226,38 @@ def wood(rng, h, w, scale, rgb, amount=1.0, along_x=True):
     pos = yy / pw + off                           # (h,1)
     idx = np.floor(pos).astype(np.int64) % 97
     frac = pos - np.floor(pos)
-    tone = rng.uniform(-0.05, 0.05, 97).astype(F32)[idx]          # per-board shade (h,1)
-    phase = rng.uniform(0, 40, 97).astype(F32)[idx]
-    # grain: many cells across the board, few along it -> long streaks, warped gently
-    grain = fbm(rng, h, w, uy / float(pw) * 9, ux * 0.5, 4, 0.6)
-    wave = lowres(lambda a, b: fbm(rng, a, b, uy * 1.2, ux * 0.6, 3), h, w, 4)
-    rings = np.abs(np.sin((yy * F32(38) + wave * F32(3.0) + phase)))
-    rings = np.clip(F32(1) - rings * F32(2.5), 0, 1) ** 2
-    pores = noise(rng, h, w, h / 1.5, w / 12.0)
-    lum = F32(0.93) + tone + F32(0.06 * amount) * grain - F32(0.08 * amount) * rings \
-        - F32(0.02 * amount) * np.clip(pores, 0, None)
+    board = lambda lo, hi: rng.uniform(lo, hi, 97).astype(F32)[idx]     # one value per board (h,1)
+    tone, hue = board(-0.07, 0.07), board(-1.0, 1.0)
+    pith = (board(-0.6, 1.6) * pw)                 # the pith's offset across the board (scene units)
+    depth0, tilt = board(0.03, 0.3), board(-0.06, 0.06)   # cut below the pith; its slope along x
+    spacing = board(0.008, 0.014)                  # growth ring spacing, scene units
+    shift = board(0, 50)
+    # distance across the board from its pith, and the cut's depth drifting along it (x)
+    across = (frac * pw - pith)
+    drift = lowres(lambda a, b: fbm(rng, a, b, uy * 0.8, ux * 0.5, 3, 0.5), h, w, 4)
+    depth = np.abs(depth0 + tilt * (xx - shift * F32(0.02)) + F32(0.012) * drift) + F32(0.01)
+    radius = np.sqrt(across * across + depth * depth)
+    wobble = lowres(lambda a, b: fbm(rng, a, b, uy * 2.5, ux * 0.7, 4, 0.55), h, w, 2)
+    rings = radius / spacing + wobble * F32(0.35)
+    saw = rings - np.floor(rings)                  # 0 at the start of the year, 1 at its end
+    # earlywood light, darkening into a latewood band that ends where the next year starts
+    late = smoothstep(0.45, 0.88, saw) - smoothstep(0.9, 1.0, saw)
+    # fine grain and pores: stretched along x, riding on the ring figure
+    grain = _rotated(rng, h, w, scale, 2.0, 60.0, 3, 0.6, 0.0, factor=2)
+    pores = noise(rng, h, w, h / 1.6, w / 14.0)
+    pores = np.clip(pores - F32(0.7), 0, None) * (F32(1.3) - late)
+    figure = lowres(lambda a, b: fbm(rng, a, b, uy * 1.5, ux * 0.8, 3, 0.5), h, w, 4)
+    lum = F32(0.96) + tone + F32(0.04 * amount) * figure + F32(0.02 * amount) * grain \
+        - F32(0.12 * amount) * late - F32(0.07 * amount) * pores
     # seams between boards: a thin dark joint with a faint highlighted bevel on its near side
     seam_w = F32(0.006) / pw
     d = np.minimum(frac, F32(1) - frac)
     seam = np.clip(F32(1) - d / seam_w, 0, 1)
     bevel = np.clip(F32(1) - np.abs(frac - F32(2.5) * seam_w) / seam_w, 0, 1) * F32(0.06)
     lum = lum * (F32(1) - F32(0.4) * seam) + bevel
-    return colourise(rgb, lum, warm_dark=0.6)
+    out = colourise(rgb, lum, warm_dark=0.6)
+    out *= F32(1) + (hue * F32(0.025 * amount))[..., None] * np.array([1.0, 0.0, -1.2], F32)
+    return out
 
 
 def concrete(rng, h, w, scale, rgb, amount=1.0):
