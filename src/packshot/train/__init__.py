@@ -68,8 +68,14 @@ def _check_resume(plan, loaded) -> None:
     if saved is None:
         return
     now = _run_record(plan, loaded)
+
+    def same(key: str) -> bool:   # photos: by content (a file's name may differ between runs)
+        if key == "photos":
+            return [p.get("sha256") for p in saved.get(key) or []] == [p["sha256"] for p in now[key]]
+        return saved.get(key) == now[key]
+
     for key in ("photos", "request", "token", "resolution"):
-        if saved.get(key) != now[key]:
+        if not same(key):
             what = "the photos" if key == "photos" else key
             raise InvalidInputError(f"cannot resume in {plan.out_dir}: {what} differ from the checkpoints' run "
                                     f"(train into a new folder, or give the same photos and options)")

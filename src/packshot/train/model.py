@@ -168,8 +168,8 @@ def cast_trainable(parts: Parts) -> None:
 def enable_checkpointing(parts: Parts, text_too: bool) -> None:
     parts.unet.enable_gradient_checkpointing()
     if text_too:
-        for enc in parts.text_encoders:
-            enc.gradient_checkpointing_enable()
+        for enc in parts.text_encoders:   # transformers 5 renamed it (the old name warns)
+            (getattr(enc, "activation_checkpointing_enable", None) or enc.gradient_checkpointing_enable)()
 
 
 # -- forward -----------------------------------------------------------------------------------
