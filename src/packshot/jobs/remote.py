@@ -27,7 +27,7 @@ import os
 import platform
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -112,22 +112,26 @@ class RemoteBlobs:
         self.chunk_size = chunk_size
         self.resumed = 0  # uploads that continued after a dropped connection (for tests and logs)
 
-    def get(self, sha: str) -> bytes:
+    def get(self, sha: str, job: str | None = None, *, cache: bool = True) -> bytes:
+        """Blob ``sha`` (checked against it). ``job``: the running job asking, for inputs only its
+        own (background, adapter bundles); ``cache=False``: not kept in the input cache."""
         try:
             return self.cache.get(sha)
         except NotFoundError:
             pass
-        r = self.api.call("GET", f"/worker/blobs/{sha}", allow=(404,))
+        r = self.api.call("GET", f"/worker/blobs/{sha}", params={"job": job} if job else None, allow=(404,))
         if r.status_code == 404:
             raise NotFoundError(f"blob {sha} is not available from the server: {_detail(r)}")
         if hashlib.sha256(r.content).hexdigest() != sha:
             raise ApiError(f"blob {sha} arrived damaged (sha256 mismatch)")
-        self.cache.put(r.content)
+        if cache:
+            self.cache.put(r.content)
         return r.content
 
-    def get_work(self, sha: str) -> bytes | None:
+    def get_work(self, sha: str, job: str | None = None) -> bytes | None:
         """The photo's normalised working copy, or None when the original is its own."""
-        r = self.api.call("GET", f"/worker/blobs/{sha}", params={"work": "true"}, allow=(404,))
+        params = {"work": "true", **({"job": job} if job else {})}
+        r = self.api.call("GET", f"/worker/blobs/{sha}", params=params, allow=(404,))
         return None if r.status_code == 404 else r.content
 
     def put(self, data: bytes) -> str:
@@ -178,14 +182,18 @@ class RemoteJob:
     request: dict[str, Any]
     attempts: int
     status: str = "running"
+    kind: str = "generate"
+    background: dict[str, str] | None = None  # {"id", "blob_sha"}: the uploaded background photo
+    adapters: list[dict[str, Any]] = field(default_factory=list)  # [{"id", "sha", "weight"}]: bundles
 
 
 class RemoteStore:
     """The subset of :class:`~packshot.store.Store` a worker uses, over the worker routes."""
 
     def __init__(self, api: WorkerApi, cache_dir: Path, *, describe: Callable[[], dict] = dict,
-                 chunk_size: int = CHUNK):
+                 chunk_size: int = CHUNK, adapter_dir: Path | None = None):
         self.api = api
+        self.adapter_dir = adapter_dir or Path(cache_dir) / "adapters"  # bundles unpacked, by sha256
         self.blobs = RemoteBlobs(api, cache_dir, chunk_size=chunk_size)
         self.describe = describe  # () -> heartbeat fields (device, memory, models, queues, name)
         self._photos: dict[str, SimpleNamespace] = {}
@@ -216,7 +224,7 @@ class RemoteStore:
         with self._reports_cv:  # a job taken again starts from a clean slate
             self._report_state.pop(job_id, None)
         return RemoteJob(id=d["id"], product_id=d["product_id"], photo_id=d["photo_id"], request=d["request"],
-                         attempts=d["attempts"])
+                         attempts=d["attempts"], background=d.get("background"), adapters=d.get("adapters") or [])
 
     def job_holder(self, job_id: str) -> tuple[str, str | None, datetime | None] | None:
         r = self.api.call("GET", f"/worker/jobs/{job_id}", allow=(404,))
@@ -232,6 +240,31 @@ class RemoteStore:
     def photo_bytes(self, photo: SimpleNamespace) -> bytes:
         work = self.blobs.get_work(photo.blob_sha)
         return work if work is not None else self.blobs.get(photo.blob_sha)
+
+    def background_photo(self, job: RemoteJob, max_pixels: int | None = None):
+        """The job's uploaded background photo, decoded (its working copy when it has one), as
+        :func:`packshot.store.backgrounds.background_photo` reads it on the server."""
+        from ..io import load_image
+
+        if not job.background:
+            raise NotFoundError(f"job {job.id}: the server named no background photo")
+        sha = job.background["blob_sha"]
+        data = self.blobs.get_work(sha, job.id) or self.blobs.get(sha, job.id)
+        return load_image(data, **({"max_pixels": max_pixels} if max_pixels else {}))
+
+    def adapter_refs(self, job: RemoteJob) -> list[str]:
+        """The job's adapters as ``["<local folder>:<weight>", ...]``: each bundle downloaded once
+        (sha256 checked), unpacked whole into ``<adapter_dir>/<sha256>/`` and reused by later jobs."""
+        from ..store.adapters import unpack_bundle
+
+        out = []
+        for a in job.adapters:
+            folder = self.adapter_dir / a["sha"]
+            if not folder.is_dir():
+                self.adapter_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+                unpack_bundle(self.blobs.get(a["sha"], job.id, cache=False), folder)
+            out.append(f"{folder}:{float(a['weight']):g}")
+        return out
 
     def report(self, job_id: str, worker: str, progress: float | None = None, stage: str | None = None,
                message: str | None = None) -> tuple[bool, bool]:
@@ -398,7 +431,7 @@ class RemoteContext:
         self.beat_s = beat_s or max(0.5, min(5.0, stale_after_s / 5))
         api = WorkerApi(settings.api_url, settings.worker_key)
         self.store = RemoteStore(api, Path(settings.data_dir) / "cache", describe=self.describe,
-                                 chunk_size=chunk_size)
+                                 chunk_size=chunk_size, adapter_dir=Path(settings.model_dir) / "adapters" / ".remote")
         self.runner = JobRunner(self.store, settings, slots=ModelSlots(max(concurrency, 1)),
                                 step_delay_s=step_delay_s, heartbeat_s=self.beat_s)
         self.store.on_cancel = self.runner.cancel

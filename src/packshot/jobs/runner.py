@@ -204,21 +204,21 @@ class JobRunner:
         fields = dict(job.request)
         background_id = fields.pop("background_id", None)  # an uploaded background (api/routes/backgrounds)
         if fields.get("adapters"):  # API adapter ids -> their folders (store/adapters.py)
-            if not hasattr(job, "owner"):  # a remote worker (jobs.remote) cannot read the adapters table
-                raise PackshotError("adapters: jobs with a trained adapter run on the server's own workers, not on "
-                                    "remote workers (yet)")
-            from ..store.adapters import resolve_adapter_refs
-            fields["adapters"] = resolve_adapter_refs(self.store, job.owner, fields["adapters"])
+            if hasattr(self.store, "adapter_refs"):  # a remote worker (jobs.remote): bundles from the server
+                fields["adapters"] = self.store.adapter_refs(job)
+            else:
+                from ..store.adapters import resolve_adapter_refs
+                fields["adapters"] = resolve_adapter_refs(self.store, job.owner, fields["adapters"])
         request = build(GenerateRequest, fields)
         photo = self.store.photo_by_id(job.photo_id)
         if photo is None:
             raise JobLost(job.id)
         if background_id is not None:  # decoded from the blob store (local or S3), never a path
-            from ..store.backgrounds import background_photo
-            if not hasattr(job, "owner"):  # a remote worker (jobs.remote) cannot read the backgrounds table
-                raise PackshotError(f"background_id {background_id!r}: jobs with an uploaded background run on "
-                                    "the server's own workers, not on remote workers (yet)")
-            background = background_photo(self.store, job.owner, background_id, self.settings.max_pixels)
+            if hasattr(self.store, "background_photo"):  # a remote worker (jobs.remote): over HTTP
+                background = self.store.background_photo(job, self.settings.max_pixels)
+            else:
+                from ..store.backgrounds import background_photo
+                background = background_photo(self.store, job.owner, background_id, self.settings.max_pixels)
             request = request.model_copy(update={"background": background})
         # 1. check inputs once, from the photo's stored size, before anything is decoded or cut out
         resolved = self.pipeline.check(request, photo_size=(photo.width, photo.height))

@@ -150,3 +150,74 @@ def resolve_adapter_refs(store: Store, owner: str, refs: list[str]) -> list[str]
             raise InvalidInputError(f"adapter {ref!r} is {row.status}: only a finished adapter can be used")
         out.append(f"{adapter_folder(store.settings, row)}:{weight:g}")
     return out
+
+
+# -- bundles: an adapter folder as one blob, for remote workers (jobs/remote.py) -------------------
+_BUNDLES: dict[tuple[str, int], str] = {}  # (folder, metadata mtime_ns) -> sha256 of its bundle
+
+
+def bundle_bytes(folder: Path) -> bytes:
+    """The adapter folder as an uncompressed tar, checkpoints left out. Deterministic (sorted names,
+    mtime 0, no owners), so every server process gives the same bundle the same sha256. Plain
+    ``tarfile``: the stdlib has the extraction filter we rely on (:func:`unpack_bundle`)."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in sorted(folder.rglob("*")):
+            rel = path.relative_to(folder)
+            if rel.parts[0] == "checkpoints" or path.is_symlink() or path.name.endswith(".part"):
+                continue
+            info = tarfile.TarInfo(rel.as_posix())
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            if path.is_dir():
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            elif path.is_file():
+                data = path.read_bytes()
+                info.size, info.mode = len(data), 0o644
+                tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def adapter_bundle(store: Store, row: AdapterRow) -> str:
+    """The sha256 of the adapter's bundle, put in the blob store on first use (again if a sweep
+    removed it)."""
+    from ..models.adapters import META_FILE
+
+    folder = adapter_folder(store.settings, row)
+    try:
+        key = (str(folder), (folder / META_FILE).stat().st_mtime_ns)
+    except FileNotFoundError:
+        raise NotFoundError(f"adapter {row.id!r} has no folder on the server") from None
+    sha = _BUNDLES.get(key)
+    if sha is None or not store.blobs.exists(sha):
+        sha = _BUNDLES[key] = store.blobs.put(bundle_bytes(folder))
+    return sha
+
+
+def unpack_bundle(data: bytes, dest: Path) -> Path:
+    """Extract a bundle to ``dest`` whole or not at all: into ``dest.part-<pid>`` first, then one
+    rename. ``filter="data"`` refuses absolute paths, ``..``, links out of the folder and devices."""
+    import io
+    import os
+    import tarfile
+
+    if dest.is_dir():
+        return dest
+    part = dest.with_name(f"{dest.name}.part-{os.getpid()}")
+    shutil.rmtree(part, ignore_errors=True)
+    part.mkdir(parents=True, mode=0o700)
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            tar.extractall(part, filter="data")
+        os.rename(part, dest)
+    except OSError:
+        if not dest.is_dir():  # not another process's rename winning the race: a real failure
+            raise
+    except tarfile.TarError as e:
+        raise InvalidInputError(f"adapter bundle for {dest.name}: {e}") from None
+    finally:
+        shutil.rmtree(part, ignore_errors=True)
+    return dest

@@ -8,74 +8,34 @@ guard middleware). They mirror the Store calls a local worker makes, with the sa
 claiming is one conditional UPDATE, results are written only by the job's current holder in one
 transaction (a redelivered job is written once), and a finished job answers "done".
 
-Uploads are resumable, in the manner of the tus protocol: ``GET /worker/uploads/{sha}?size=N``
-says how many bytes the server already has (``offset``; ``size`` when the blob exists), ``PATCH``
-with ``Upload-Offset: k`` appends one chunk. A chunk is kept only once it arrived whole, so after a
-dropped connection the worker asks for the offset and sends the rest. The last chunk verifies the
-sha256 and puts the blob in the store atomically. Partial uploads live in ``<data_dir>/uploads``.
+The claim answer names every input: the photo and its cut-outs, the uploaded background photo,
+and the job's trained adapters as blobs (:func:`~packshot.api.routes.worker_blobs.job_inputs`).
+Downloads and resumable uploads: :mod:`packshot.api.routes.worker_blobs`.
 
 ``GET /api/v1/workers`` (an ordinary API route, for operators) lists the workers' heartbeats.
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import os
-import threading
-import time
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Path as PathParam, Query, Request, Response
+from fastapi import APIRouter, Path as PathParam, Query
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
-from ...errors import InvalidInputError, NotFoundError, PackshotError
+from ...errors import InvalidInputError, NotFoundError
 from ..deps import StateDep
 from ..schemas import ERRORS
+from . import worker_blobs
+from .worker_blobs import SHA, Conflict, WorkerAuthError, WorkerKeyDep, _registry, job_inputs, worker_key  # noqa: F401
 
 router = APIRouter(tags=["workers"], responses=ERRORS)   # /api/v1/worker/...: worker keys only
+router.include_router(worker_blobs.router)  # blobs in and out (downloads, resumable uploads)
 listing = APIRouter(tags=["workers"], responses=ERRORS)  # /api/v1/workers: API keys (operators)
 
 WORKER_PREFIX = "/api/v1/worker/"
-SHA = Annotated[str, PathParam(pattern=r"^[0-9a-f]{64}$", description="sha256 hex of the blob")]
 JOB_ID = Annotated[str, PathParam(pattern=r"^[0-9a-f]{32}$")]
 NAME = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
-_PARTIAL_MAX_AGE_S = 24 * 3600.0
-MAX_CHUNK = 16 * 1024 * 1024
-
-
-class WorkerAuthError(PackshotError):
-    http_status = 401
-
-
-class Conflict(PackshotError):
-    http_status = 409
-
-
-async def worker_key(request: Request, state: StateDep,
-                     x_worker_key: Annotated[str | None, Header(include_in_schema=False)] = None):
-    """The caller's live worker key row, else 401."""
-    if not x_worker_key:
-        has_api_key = "x-api-key" in request.headers or "authorization" in request.headers
-        raise WorkerAuthError("worker routes need a worker key in X-Worker-Key"
-                              + (" (an API key is not valid here)" if has_api_key else ""))
-    row = await run_in_threadpool(_registry(state).check_key, x_worker_key.strip())
-    if row is None:
-        raise WorkerAuthError("invalid or revoked worker key")
-    return row
-
-
-WorkerKeyDep = Annotated[Any, Depends(worker_key)]
-
-
-def _registry(state):
-    reg = getattr(state, "_workers", None)
-    if reg is None:
-        from ...store.workers import WorkerRegistry
-        reg = state._workers = WorkerRegistry(state.store)
-    return reg
 
 
 # -- jobs ---------------------------------------------------------------------------------------
@@ -101,6 +61,17 @@ class JobState(BaseModel):
     heartbeat_at: datetime | None = None
 
 
+class BackgroundInfo(BaseModel):
+    id: str
+    blob_sha: str
+
+
+class AdapterBlob(BaseModel):
+    id: str
+    sha: str = Field(description="sha256 of the adapter bundle (a tar of its folder, checkpoints left out)")
+    weight: float
+
+
 class ClaimOut(JobState):
     claimed: bool
     product_id: str | None = None
@@ -108,6 +79,8 @@ class ClaimOut(JobState):
     attempts: int | None = None
     request: dict[str, Any] | None = None
     photo: PhotoInfo | None = None
+    background: BackgroundInfo | None = None
+    adapters: list[AdapterBlob] = Field(default_factory=list)
 
 
 @router.post("/worker/jobs/{job_id}/claim", response_model=ClaimOut)
@@ -129,13 +102,19 @@ def claim(job_id: JOB_ID, body: ClaimIn, state: StateDep, key: WorkerKeyDep) -> 
         store.fail(job.id, body.worker, FAILED, "training jobs run on workers that share the server's database "
                    "and data dir (packshot worker without --api), not on remote --api workers (yet)")
         return ClaimOut(claimed=False, **_job_state(store, job_id).model_dump())
+    try:  # its background and adapters (deleted since it was queued: the job fails with one line)
+        extra = job_inputs(store, job)
+    except (NotFoundError, InvalidInputError) as e:
+        from ...store import FAILED
+        store.fail(job.id, body.worker, FAILED, e.message)
+        return ClaimOut(claimed=False, **_job_state(store, job_id).model_dump())
     photo = store.photo_by_id(job.photo_id)
     info = None if photo is None else PhotoInfo(
         id=photo.id, blob_sha=photo.blob_sha, width=photo.width, height=photo.height, cutout_sha=photo.cutout_sha,
         cutout_engine=photo.cutout_engine, auto_cutout_sha=photo.auto_cutout_sha)
     return ClaimOut(claimed=True, id=job.id, status=job.status, worker=job.worker, heartbeat_at=job.heartbeat_at,
                     product_id=job.product_id, photo_id=job.photo_id, attempts=job.attempts, request=job.request,
-                    photo=info)
+                    photo=info, **extra)
 
 
 def _job_state(store, job_id: str) -> JobState:
@@ -241,163 +220,6 @@ class WorkerIn(BaseModel):
 def release(job_id: JOB_ID, body: WorkerIn, state: StateDep, key: WorkerKeyDep) -> DoneOut:
     """Give a running job back to the queue (the worker is shutting down)."""
     return DoneOut(done=state.store.release(job_id, body.worker))
-
-
-# -- blobs ----------------------------------------------------------------------------------------
-@router.get("/worker/blobs/{sha}", response_class=Response,
-            responses={200: {"content": {"application/octet-stream": {}}}})
-def get_blob(sha: SHA, state: StateDep, key: WorkerKeyDep,
-             work: Annotated[bool, Query(description="the photo's normalised working copy")] = False) -> Response:
-    """An input of a running job: its photo (or working copy) or the photo's cutout. Other blobs
-    are not served to workers."""
-    from sqlalchemy import or_, select
-
-    from ...store import RUNNING, Job, Photo
-
-    store = state.store
-    with store.read() as s:
-        found = s.scalar(select(Photo.id).join(Job, Job.photo_id == Photo.id).where(
-            Job.status == RUNNING,
-            or_(Photo.blob_sha == sha, Photo.cutout_sha == sha, Photo.auto_cutout_sha == sha)).limit(1))
-    if found is None:
-        raise NotFoundError(f"blob {sha} is not an input of a running job")
-    data = store.blobs.get_work(sha) if work and hasattr(store.blobs, "get_work") else store.blobs.get(sha)
-    if data is None:
-        raise NotFoundError(f"blob {sha} has no working copy")
-    return Response(data, media_type="application/octet-stream")
-
-
-class CollectIn(BaseModel):
-    shas: list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = Field(max_length=1000)
-
-
-class CollectOut(BaseModel):
-    removed: int
-
-
-@router.post("/worker/blobs/collect", response_model=CollectOut)
-def collect(body: CollectIn, state: StateDep, key: WorkerKeyDep) -> CollectOut:
-    """Remove, among ``shas``, the blobs no row refers to (a cancelled job's partial outputs)."""
-    return CollectOut(removed=state.store.collect_garbage(body.shas))
-
-
-# -- resumable uploads ----------------------------------------------------------------------------
-class UploadState(BaseModel):
-    sha: str
-    offset: int
-    size: int
-    complete: bool
-
-
-_locks: dict[str, threading.Lock] = {}
-_locks_guard = threading.Lock()
-_swept: set[str] = set()
-
-
-def _lock(sha: str) -> threading.Lock:
-    with _locks_guard:
-        if len(_locks) > 10_000:
-            for k in [k for k, v in _locks.items() if not v.locked()]:
-                del _locks[k]
-        return _locks.setdefault(sha, threading.Lock())
-
-
-def _uploads_dir(settings) -> Path:
-    d = Path(settings.data_dir) / "uploads"
-    d.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if str(d) not in _swept:  # once per process: partial uploads abandoned for a day
-        _swept.add(str(d))
-        now = time.time()
-        for p in d.glob("*.part"):
-            try:
-                if now - p.stat().st_mtime > _PARTIAL_MAX_AGE_S:
-                    p.unlink()
-            except FileNotFoundError:
-                pass
-    return d
-
-
-def _max_size(settings) -> int:
-    """Largest result upload: an RGBA image at the pixel limit, uncompressed, plus headers."""
-    return settings.max_pixels * 4 + 1024 * 1024
-
-
-def _check_size(size: int, settings) -> None:
-    if not 0 < size <= _max_size(settings):
-        raise InvalidInputError(f"upload size {size} is not in 1..{_max_size(settings)} bytes")
-
-
-def _offset(state, sha: str, size: int) -> UploadState:
-    if state.store.blobs.exists(sha):
-        return UploadState(sha=sha, offset=size, size=size, complete=True)
-    part = _uploads_dir(state.settings) / f"{sha}.part"
-    try:
-        n = part.stat().st_size
-    except FileNotFoundError:
-        n = 0
-    if n > size:  # a different size was announced before: start again
-        part.unlink(missing_ok=True)
-        n = 0
-    return UploadState(sha=sha, offset=n, size=size, complete=False)
-
-
-@router.get("/worker/uploads/{sha}", response_model=UploadState)
-def upload_offset(sha: SHA, state: StateDep, key: WorkerKeyDep,
-                  size: Annotated[int, Query(ge=1, description="total size of the blob in bytes")]) -> UploadState:
-    """How many bytes of blob ``sha`` the server has: resume from ``offset``."""
-    _check_size(size, state.settings)
-    return _offset(state, sha, size)
-
-
-@router.patch("/worker/uploads/{sha}", response_model=UploadState)
-async def upload_chunk(sha: SHA, request: Request, state: StateDep, key: WorkerKeyDep,
-                       upload_offset: Annotated[int, Header(ge=0)],
-                       upload_length: Annotated[int, Header(ge=1)]) -> UploadState:
-    """Append one chunk at ``Upload-Offset`` of a blob of ``Upload-Length`` bytes. A chunk cut
-    short by a dropped connection is not kept. 409 with the server's offset if they differ."""
-    _check_size(upload_length, state.settings)
-    from starlette.requests import ClientDisconnect
-
-    chunk = bytearray()
-    try:
-        async for part in request.stream():  # bounded: the guard middleware does not see these routes
-            chunk += part
-            if len(chunk) > MAX_CHUNK:
-                raise InvalidInputError(f"an upload chunk may be at most {MAX_CHUNK} bytes")
-    except ClientDisconnect:  # the connection dropped mid-chunk: nothing kept, the worker resumes
-        raise InvalidInputError(f"upload of {sha}: the connection dropped mid-chunk; nothing kept") from None
-    chunk = bytes(chunk)
-    if upload_offset + len(chunk) > upload_length:
-        raise InvalidInputError(f"chunk at {upload_offset} of {len(chunk)} bytes runs past Upload-Length "
-                                f"{upload_length}")
-    return await run_in_threadpool(_append, state, sha, upload_offset, upload_length, chunk)
-
-
-def _append(state, sha: str, offset: int, size: int, chunk: bytes) -> UploadState:
-    with _lock(sha):
-        cur = _offset(state, sha, size)
-        if cur.complete:
-            return cur
-        if cur.offset != offset:
-            raise Conflict(f"upload of {sha} is at offset {cur.offset}, not {offset}")
-        part = _uploads_dir(state.settings) / f"{sha}.part"
-        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        offset += len(chunk)
-        if offset < size:
-            return UploadState(sha=sha, offset=offset, size=size, complete=False)
-        data = part.read_bytes()
-        part.unlink(missing_ok=True)
-        if hashlib.sha256(data).hexdigest() != sha:
-            raise InvalidInputError(f"the {size} bytes uploaded for {sha} do not match that sha256; send them again")
-        state.store.blobs.put(data)
-        return UploadState(sha=sha, offset=size, size=size, complete=True)
 
 
 # -- heartbeats -----------------------------------------------------------------------------------

@@ -1,0 +1,147 @@
+"""Remote GPU workers run what the server's own workers run (issue 12 x issue 15): a generation job with a
+trained adapter, a job on an uploaded background photo, and training itself, on ``packshot worker --api URL
+--worker-key KEY`` processes that share nothing with the server but redis (own empty data dir, own model
+dir, no database URL).
+
+Real processes on 127.0.0.1: redis-server, ``packshot serve --queue celery`` and remote workers. The base
+model is a tiny randomly initialised SD pipeline saved in the real diffusers layout, in the server's model
+dir and (a copy) in each worker's.
+"""
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from services import Server, create_product, photo_bytes, redis_url, wait_for, wait_job  # noqa: F401
+from test_remote_workers import TIMING, broker_db, remote_worker, worker_key
+
+API_KEY = "key-remote-adapters-1"
+GEN = {"engine": "diffusion", "model": "tiny-sd", "prompt": "<product> on a wooden table", "size": "64x64",
+       "steps": 2, "n": 1, "seed": 5}
+
+
+@pytest.fixture(scope="module")
+def model_dirs(tmp_path_factory) -> tuple[Path, Path]:
+    """(the server's model dir, a worker's model dir): the same tiny SD pipeline in each."""
+    import tiny_pipelines as tp
+
+    root = tmp_path_factory.mktemp("remote-models")
+    tp.build_sd_text2img(root / "server" / "tiny-sd")
+    shutil.copytree(root / "server" / "tiny-sd", root / "worker" / "tiny-sd")
+    return root / "server", root / "worker"
+
+
+def _env(model_dir: Path, **more) -> dict:
+    return {"PACKSHOT_MODEL_DIR": str(model_dir), "PACKSHOT_DEVICE": "cpu",
+            "PACKSHOT_RATE_LIMIT_PER_MINUTE": 100000, **more}
+
+
+@pytest.fixture(scope="module")
+def cluster(redis_url, tmp_path_factory, model_dirs):  # noqa: F811
+    tmp = tmp_path_factory.mktemp("remote-adapters")
+    server_models, worker_models = model_dirs
+    broker = broker_db(redis_url, 8)
+    data = tmp / "server"
+    key = worker_key(data, "gpu-1")
+    server = Server(data, queue="celery", broker=broker, api_keys=(API_KEY,), env=_env(server_models),
+                    args=TIMING[:2]).start()
+    worker = remote_worker(tmp, "gpu-1", broker, server.url, key, env=_env(worker_models))
+    worker.start()
+    yield server, worker, worker_models
+    worker.stop()
+    server.stop()
+    assert "Traceback" not in server.log(), server.log()[-3000:]
+    assert "Traceback" not in worker.log(), worker.log()[-3000:]
+
+
+def _done_adapter(server: Server, product_id: str, base: Path) -> dict:
+    """A finished adapter row of ``API_KEY`` on the server, its folder built with tests/tiny_adapters.py
+    (the generation side does not depend on the training code)."""
+    from tiny_adapters import build_lora
+
+    from packshot.api.middleware import hash_key
+    from packshot.config import Settings
+    from packshot.store import Store
+    from packshot.store.adapters import create_training, finish_training
+
+    store = Store(Settings(data_dir=server.data_dir))
+    try:
+        request = {"method": "lora", "base": "tiny-sd", "steps": 30, "resolution": 64, "rank": 4, "seed": 0}
+        row = create_training(store, hash_key(API_KEY), product_id, None, request, "mug-lora")
+        folder = build_lora(server.data_dir / "adapters" / row.id, base, name="mug-lora")
+        (folder / "checkpoints" / "step-000010").mkdir(parents=True)  # never sent to workers
+        (folder / "checkpoints" / "step-000010" / "state.bin").write_bytes(b"x" * 1000)
+        assert store.claim("test-trainer:1", row.id) is not None
+        meta = json.loads((folder / "packshot_adapter.json").read_text())
+        assert finish_training(store, row.id, "test-trainer:1", meta, 30, 0.1, None)
+        return {"id": row.id, "name": meta["name"], "token": meta["token"]}
+    finally:
+        store.engine.dispose()
+
+
+def test_a_generation_job_with_an_adapter_runs_on_a_remote_worker(cluster, model_dirs):
+    server, worker, worker_models = cluster
+    c = server.client()
+    product = create_product(c, "mug", [photo_bytes(size=(160, 120), fmt="PNG")])
+    adapter = _done_adapter(server, product["id"], model_dirs[0] / "tiny-sd")
+    r = c.post("/api/v1/jobs", json={**GEN, "product_id": product["id"], "adapters": [f"{adapter['id']}:0.8"]})
+    assert r.status_code == 202, r.text
+    job = wait_job(c, r.json()["id"], 240)
+    assert job["status"] == "succeeded", (job, worker.log()[-3000:])
+    assert f"packshot.run_job[{job['id']}" in worker.log()  # it ran on the remote worker
+    params = c.get(f"/api/v1/results/{job['result_ids'][0]}").json()["parameters"]
+    assert adapter["name"] in params["Adapters"] and "0.8" in params["Adapters"], params
+    assert adapter["token"] in params["Final prompt"] and "<product>" not in params["Final prompt"]
+    # the worker unpacked the bundle whole under its own model dir, keyed by its sha256, without checkpoints
+    cached = [p for p in (worker_models / "adapters" / ".remote").iterdir()]
+    assert len(cached) == 1 and len(cached[0].name) == 64, cached
+    assert (cached[0] / "packshot_adapter.json").is_file() and (cached[0] / "pytorch_lora_weights.safetensors").is_file()
+    assert not (cached[0] / "checkpoints").exists()
+    sha = cached[0].name
+    # a bundle is served to a worker only for a running job that uses it
+    route = f"{server.url}/api/v1/worker/blobs/{sha}"
+    key = worker.args[worker.args.index("--worker-key") + 1]
+    for params_ in ({}, {"job": job["id"]}):  # no job named; the job is finished
+        g = httpx.get(route, params=params_, headers={"X-Worker-Key": key})
+        assert g.status_code == 404 and "not an input of a running job" in g.json()["detail"], g.text
+    assert httpx.get(route, params={"job": job["id"]}, headers={"X-API-Key": API_KEY}).status_code == 401
+    # a second job reuses the unpacked folder (no second download)
+    r = c.post("/api/v1/jobs", json={**GEN, "seed": 6, "product_id": product["id"], "adapters": [adapter["id"]]})
+    assert wait_job(c, r.json()["id"], 240)["status"] == "succeeded"
+    assert [p.name for p in (worker_models / "adapters" / ".remote").iterdir()] == [sha]
+
+
+def _room(w: int, h: int) -> np.ndarray:
+    y, x = np.mgrid[0:h, 0:w]
+    room = np.stack([60 + x * 120 // w, 90 + y * 100 // h, np.full_like(x, 140)], axis=2)
+    return room.astype(np.uint8)
+
+
+def test_a_job_on_an_uploaded_background_runs_on_a_remote_worker(cluster):
+    server, worker, _ = cluster
+    c = server.client()
+    product = create_product(c, "bottle", [photo_bytes(size=(300, 200), fmt="PNG", seed=2)])
+    buf = io.BytesIO()
+    room = _room(300, 200)
+    Image.fromarray(room).save(buf, "PNG")
+    bg = c.post("/api/v1/backgrounds", files={"photo": ("room.png", buf.getvalue(), "application/octet-stream")})
+    assert bg.status_code == 201, bg.text
+    r = c.post("/api/v1/jobs", json={"product_id": product["id"], "background_id": bg.json()["id"], "n": 1,
+                                      "seed": 1, "keep_framing": True})
+    assert r.status_code == 202, r.text
+    job = wait_job(c, r.json()["id"], 180)
+    assert job["status"] == "succeeded", (job, worker.log()[-3000:])
+    assert f"packshot.run_job[{job['id']}" in worker.log()
+    res = c.get(f"/api/v1/results/{job['result_ids'][0]}").json()
+    assert res["parameters"]["Background"] == "photo uploaded"
+    img = np.asarray(Image.open(io.BytesIO(c.get(f"/api/v1/results/{job['result_ids'][0]}/image").content))
+                     .convert("RGB"))
+    assert img.shape == (200, 300, 3)
+    assert np.abs(img[:8].astype(int) - room[:8].astype(int)).max() <= 1, "the room's own pixels, above the product"
