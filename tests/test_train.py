@@ -234,6 +234,7 @@ def test_bad_photos_give_one_line_and_exit_2(sd_base, photos, tmp_path):
     Image.new("RGB", (120, 120), (255, 255, 255)).save(blank)
     _one_line_exit_2(_train([*photos[:2], blank], sd_base, out), "blank.png")
     _one_line_exit_2(_train(photos, sd_base, out, "--mixed-precision", "fp16"), "CUDA")
+    _one_line_exit_2(_train(photos, sd_base, out, "--adam-8bit"), "adam_8bit")
     _one_line_exit_2(_train(photos, sd_base, out, "--prior-preservation"), "dreambooth-lora")
     assert not out.exists()
 

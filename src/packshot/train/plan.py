@@ -5,6 +5,7 @@ file is written into the output folder.
 """
 from __future__ import annotations
 
+import importlib.util
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,9 @@ def _device(request: TrainRequest, settings: Settings) -> tuple[str, str]:
                                 f"use mixed_precision 'no'")
     if request.adam_8bit and not device.startswith("cuda"):
         raise InvalidInputError(f"adam_8bit needs a CUDA GPU (this run is on {device})")
+    if request.adam_8bit and importlib.util.find_spec("bitsandbytes") is None:
+        raise InvalidInputError("adam_8bit needs the bitsandbytes package (pip install bitsandbytes); it is not "
+                                "installed")
     return device, {"no": "float32", "fp16": "float16", "bf16": "bfloat16"}[mp]
 
 
