@@ -296,3 +296,33 @@ def test_cli_text2img_with_an_adapter_records_the_similarity(tmp_path, cli):
         assert f"mug.png: {photo_sha}" in hashes and f"mug-lora/photo-1.png: {ref_sha}" in hashes
         text = Image.open(out / c["file"]).text["parameters"]
         assert ref_sha in text and "Adapters: " in text and "Similarity: " in text
+
+
+def test_adapter_references_carry_their_training_photos_hashes(tmp_path):
+    """references/NN-*.png (as `packshot train` writes them) are matched to the metadata's photos[NN-1]:
+    the hash recorded is the training photo's; a reference without a number keeps its own file hash."""
+    from safetensors.numpy import save_file
+
+    from packshot.models.adapters import LORA_FILE, write_metadata
+    from packshot.score.references import reference_views
+    from packshot.types import Cutout, Matte, Photo
+
+    folder = tmp_path / "adapters" / "mug"
+    (folder / "references").mkdir(parents=True)
+    save_file({"unet.down.to_q.lora_A.weight": np.zeros((4, 8), np.float32)}, str(folder / LORA_FILE))
+    rgba = np.zeros((60, 40, 4), np.uint8)
+    rgba[10:50, 8:32] = (200, 40, 40, 255)
+    Image.fromarray(rgba, "RGBA").save(folder / "references" / "01-front.png")
+    Image.fromarray(rgba, "RGBA").save(folder / "references" / "extra.png")
+    write_metadata(folder, {"name": "mug", "method": "lora", "token": "sks",
+                            "base": {"ref": "x", "id": None, "family": "sd", "fingerprint": "0" * 16},
+                            "photos": [{"name": "front.jpg", "sha256": "a" * 64}]})
+    rgb, alpha = mug_photo(size=(160, 120), jpeg_quality=None)
+    cut = Cutout(Photo(rgb=rgb, source="<memory>"), Matte(alpha=alpha, engine="truth"))
+    settings = Settings(model_dir=tmp_path)
+    views = reference_views(cut, ["mug:0.7"], settings)  # by name, with a weight
+    assert [(v.name, v.source) for v in views] == [("photo", "photo"), ("mug/front.jpg", "adapter mug"),
+                                                   ("mug/extra.png", "adapter mug")]
+    assert views[0].sha256 == hashlib.sha256(rgb.tobytes()).hexdigest()
+    assert views[1].sha256 == "a" * 64
+    assert views[2].sha256 == hashlib.sha256((folder / "references" / "extra.png").read_bytes()).hexdigest()
