@@ -242,3 +242,39 @@ def test_wood_has_growth_rings_and_no_streaks(seed):
     ac = np.array([np.mean((cols[:, :-k] * cols[:, k:]).mean(1) / var) for k in range(1, 61)])
     first_dip = int(np.argmax(ac < 0))
     assert first_dip > 0 and ac[first_dip:].max() > 0.035, ac[first_dip:].max()
+
+
+@pytest.mark.parametrize("species", ["oak", "walnut", "teak", "pine"])
+def test_wood_species_keep_the_ring_figure_and_differ(species):
+    from packshot.backgrounds import textures
+    rgb = np.array((158, 112, 74), np.float32) / 255
+    lums = {sp: textures.render("wood", np.random.default_rng(2), 512, 512, 512.0, rgb, species=sp)
+            @ np.array([0.299, 0.587, 0.114], np.float32) for sp in (species, "wood")}
+    hp = lums[species] - cv2.GaussianBlur(lums[species], (0, 0), 6)
+    # no streaks for any species (measured along/across 0.70..0.92 at 1024 px, seeds 1-3)
+    assert np.median(hp.std(axis=1)) / np.median(hp.std(axis=0)) > 0.6
+    assert np.abs(lums[species] - lums["wood"]).mean() > 0.005     # the species changes the board
+    # pine: wide rings with strong latewood (measured along-grain variation 0.029..0.038 vs 0.016..0.019
+    # for walnut/teak at 1024 px)
+    if species == "pine":
+        walnut = textures.render("wood", np.random.default_rng(2), 512, 512, 512.0, rgb, species="walnut")
+        w_hp = walnut @ np.array([0.299, 0.587, 0.114], np.float32)
+        w_hp = w_hp - cv2.GaussianBlur(w_hp, (0, 0), 6)
+        assert hp.std() > 1.3 * w_hp.std()
+
+
+def test_the_wood_word_picks_the_species_in_the_scene(monkeypatch):
+    from packshot.backgrounds import textures
+    seen = []
+    real = textures.GENERATORS["wood"]
+
+    def spy(*a, **kw):
+        seen.append(kw.get("species"))
+        return real(*a, **kw)
+    monkeypatch.setitem(textures.GENERATORS, "wood", spy)
+    for word in ("oak", "walnut", "pine", "wooden"):
+        s = render(f"on a {word} table", seeds=(4,))[0]
+        assert s.params["Surface"] == word and seen[-1] == word, (word, seen)
+    from packshot.backgrounds.look import Setting
+    flat = render_scene("on a pine table", (320, 256), 4, setting=Setting(view="top"))  # the flat lay path
+    assert flat.params["Layout"] == "flatlay" and seen[-1] == "pine"

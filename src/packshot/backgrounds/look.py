@@ -179,6 +179,8 @@ def _surface_colour(p: ParsedPrompt) -> tuple[str, np.ndarray | None, dict[str, 
         c = None
     if p.accent == "gold" and floor_kind == "marble" and "vein_rgb" not in extra:
         extra["vein_rgb"] = rgb_of("gold") * F32(0.85)
+    if floor_kind == "wood":
+        extra["species"] = p.surface.material     # oak, walnut, pine... (textures.SPECIES)
     return floor_kind, c, extra
 
 

@@ -47,7 +47,7 @@ def floor(look: Look, rng, wall: np.ndarray, top: int, h: int, w: int, scale: fl
         k = math.sqrt(cap / (tw * th))
         tw, th, s = max(8, int(tw * k)), max(8, int(th * k)), s * k
     kw = {"along_x": along_x} if kind == "wood" else {}
-    kw.update(look.floor_extra if kind == "marble" else {})
+    kw.update(look.floor_extra)  # the floor kind's own arguments (marble veins, wood species)
     tex = T.render(kind, rng, th, tw, scale * s * r * 0.5, look.floor_rgb, look.texture, **kw)
     if look.caustics:
         tex *= (F32(1) + F32(0.3) * T.caustics(rng, th, tw, scale * s * r * 0.5))[..., None]
@@ -90,7 +90,7 @@ def flatlay(look: "Look", rng, h: int, w: int, scale: float) -> np.ndarray:
     colour (a flat lay on a sweep is a sheet of coloured paper). The same texture scale as the
     surface's near edge in a tabletop scene."""
     if look.floor_kind != "plain":
-        kw = dict(look.floor_extra) if look.floor_kind == "marble" else {}
+        kw = dict(look.floor_extra)
         return T.render(look.floor_kind, rng, h, w, scale * 0.8, look.floor_rgb, look.texture, **kw)
     mean = (look.wall_top + look.wall_bottom) * F32(0.5)
     return T.render("paper", rng, h, w, scale * 0.8, mean, 0.8 * look.texture)

@@ -179,7 +179,8 @@ def marble(rng, h, w, scale, rgb, amount=1.0, vein_rgb=None):
 
     def presence_field(cells, bias):
         n = fbm(rng, sh, sw, uy * cells, ux * cells, 3, 0.5)
-        return np.clip(F32(bias) + F32(0.6) * n, 0, 1)
+        fade = fbm(rng, sh, sw, uy * 5.0, ux * 5.0, 2, 0.5)     # opacity wavers along each vein
+        return np.clip(F32(bias) + F32(0.6) * n, 0, 1) * np.clip(F32(0.75) + F32(0.3) * fade, 0.3, 1)
 
     px = scale / 1024.0      # widths below are pixels of a 1024 px wide scene
     # the turbulence's slope stays below the veins' frequency, so veins bend but never close into loops
@@ -199,12 +200,24 @@ def marble(rng, h, w, scale, rgb, amount=1.0, vein_rgb=None):
     grain = noise(rng, h, w, h / 1.5, w / 1.5)
     lum = F32(1) + F32(0.02 * amount) * cloud - F32(0.045 * amount) * drift + F32(0.006 * amount) * grain
     base = colourise(rgb, lum)
-    base += (cloud * F32(0.008 * amount))[..., None] * np.array([1.0, 0.2, -1.0], F32)
+    base *= F32(1) + (cloud * F32(0.01 * amount))[..., None] * np.array([1.0, 0.2, -1.0], F32)  # warm/cool
     tt = np.clip(veins * F32(min(1.0, 0.85 * amount)), 0, 1)
     return mix(base, np.broadcast_to(vein_rgb, base.shape), tt)
 
 
-def wood(rng, h, w, scale, rgb, amount=1.0, along_x=True):
+# wood species: (ring spacing range in scene units, latewood contrast, pore contrast, figure/tone
+# variation, pore length in cells along the board); "wood" is a generic hardwood
+SPECIES = {
+    "wood": ((0.008, 0.014), 0.12, 0.07, 0.04, 14.0),
+    "oak": ((0.009, 0.015), 0.11, 0.11, 0.035, 10.0),    # ring-porous: open pores in every ring
+    "walnut": ((0.007, 0.012), 0.09, 0.06, 0.07, 16.0),  # darker streaks of colour, finer rings
+    "teak": ((0.009, 0.014), 0.08, 0.08, 0.05, 14.0),
+    "pine": ((0.013, 0.024), 0.22, 0.012, 0.03, 20.0),   # wide rings, strong latewood, no pores
+    "bamboo": ((0.004, 0.006), 0.05, 0.03, 0.02, 30.0),  # fine straight strands
+}
+
+
+def wood(rng, h, w, scale, rgb, amount=1.0, along_x=True, species=None):
     """A solid-wood tabletop of two or three flat-sawn boards running across the picture (left to
     right, so in perspective their seams stay level instead of converging like a plank floor).
 
@@ -213,12 +226,14 @@ def wood(rng, h, w, scale, rgb, amount=1.0, along_x=True):
     cut's depth below the pith drifts along the board; the ring lines are then the arches and
     cathedrals of flat-sawn wood, straight grain at the edges. A domain warp makes them irregular.
     Each ring is a light earlywood band darkening into a narrow latewood line (a sawtooth, not a
-    sine); pores are short dark flecks along the grain, denser in the earlywood; a faint fine
-    grain follows the same rings. Boards differ in tone, hue, ring spacing and figure; seams are
+    sine); pores are short dark flecks along the grain, denser in the earlywood; faint fine
+    grain lines follow the same rings. ``species`` (oak, walnut, teak, pine, bamboo; see
+    :data:`SPECIES`) sets ring spacing and the contrast of latewood, pores and colour streaks. Boards differ in tone, hue, ring spacing and figure; seams are
     thin dark joints with a small bevel highlight. Hand-written (no library draws wood grain);
     everything is element-wise float32 on (h, w) or a few resizes and one remap."""
     if not along_x:
-        return np.ascontiguousarray(wood(rng, w, h, scale, rgb, amount, True).transpose(1, 0, 2))
+        return np.ascontiguousarray(wood(rng, w, h, scale, rgb, amount, True, species).transpose(1, 0, 2))
+    (s0, s1), late_k, pore_k, figure_k, pore_len = SPECIES.get(species or "wood", SPECIES["wood"])
     uy, ux = _units(h, w, scale)
     yy, xx = coords(h, w, scale)
     pw = F32(rng.uniform(0.28, 0.42))  # board width, scene units
@@ -230,7 +245,7 @@ def wood(rng, h, w, scale, rgb, amount=1.0, along_x=True):
     tone, hue = board(-0.07, 0.07), board(-1.0, 1.0)
     pith = (board(-0.6, 1.6) * pw)                 # the pith's offset across the board (scene units)
     depth0, tilt = board(0.03, 0.3), board(-0.06, 0.06)   # cut below the pith; its slope along x
-    spacing = board(0.008, 0.014)                  # growth ring spacing, scene units
+    spacing = board(s0, s1)                        # growth ring spacing, scene units
     shift = board(0, 50)
     # distance across the board from its pith, and the cut's depth drifting along it (x)
     across = (frac * pw - pith)
@@ -242,13 +257,19 @@ def wood(rng, h, w, scale, rgb, amount=1.0, along_x=True):
     saw = rings - np.floor(rings)                  # 0 at the start of the year, 1 at its end
     # earlywood light, darkening into a latewood band that ends where the next year starts
     late = smoothstep(0.45, 0.88, saw) - smoothstep(0.9, 1.0, saw)
-    # fine grain and pores: stretched along x, riding on the ring figure
-    grain = _rotated(rng, h, w, scale, 2.0, 60.0, 3, 0.6, 0.0, factor=2)
-    pores = noise(rng, h, w, h / 1.6, w / 14.0)
+    # fine grain: thin lines that follow the ring figure (a random 1-D profile of the ring
+    # coordinate, five lines per year); pores: short dark flecks along x, mostly in the earlywood
+    table = rng.standard_normal(4099).astype(F32)
+    q = rings * F32(5)
+    qi = np.floor(q)
+    qf = q - qi
+    qi = qi.astype(np.int64) % 4098
+    grain = table[qi] * (F32(1) - qf) + table[qi + 1] * qf
+    pores = noise(rng, h, w, h / 1.6, w / pore_len)
     pores = np.clip(pores - F32(0.7), 0, None) * (F32(1.3) - late)
     figure = lowres(lambda a, b: fbm(rng, a, b, uy * 1.5, ux * 0.8, 3, 0.5), h, w, 4)
-    lum = F32(0.96) + tone + F32(0.04 * amount) * figure + F32(0.02 * amount) * grain \
-        - F32(0.12 * amount) * late - F32(0.07 * amount) * pores
+    lum = F32(0.96) + tone + F32(figure_k * amount) * figure + F32(0.02 * amount) * grain \
+        - F32(late_k * amount) * late - F32(pore_k * amount) * pores
     # seams between boards: a thin dark joint with a faint highlighted bevel on its near side
     seam_w = F32(0.006) / pw
     d = np.minimum(frac, F32(1) - frac)
