@@ -376,11 +376,31 @@ def _chip_weights(n: int) -> np.ndarray:
 
 
 def slate(rng, h, w, scale, rgb, amount=1.0):
+    """Cleft slate: the stone splits along its layers, so the surface is a few broad terraces
+    (a warped fBm height quantised into steps) whose edges catch the light on one side and shade
+    on the other (the slope of the softened terraced height, lit from the upper left), each
+    terrace a slightly different tone; faint layering along x and a fine mineral grain on top.
+    Hand-written (no library draws slate); a few resizes and element-wise float32 operations."""
     uy, ux = _units(h, w, scale)
-    layers = fbm(rng, h, w, uy * 14, ux * 1.2, 4, 0.55)
-    steps = np.floor(lowres(lambda a, b: fbm(rng, a, b, uy * 2, ux * 1.0, 3), h, w, 4) * F32(2.5)) / F32(2.5)
+    steps_k = 1.4
+
+    def terraces(a, b):
+        hgt = fbm(rng, a, b, uy * 1.6, ux * 1.1, 4, 0.5) + F32(0.12) * fbm(rng, a, b, uy * 9, ux * 6, 3, 0.6)
+        hgt = warp(rng, hgt, scale / 2, 0.04, 1.5)                  # ragged, not concentric, step edges
+        q = hgt * F32(steps_k)
+        level = np.floor(q)
+        terr = (level + (q - level) * F32(0.25)) / F32(steps_k)    # flat steps with a gentle slope
+        terr = cv2.GaussianBlur(terr, (0, 0), 0.8)
+        light = cv2.Sobel(terr, cv2.CV_32F, 1, 0, ksize=3) + cv2.Sobel(terr, cv2.CV_32F, 0, 1, ksize=3)
+        tone = rng.uniform(-1, 1, 64).astype(F32)[(level.astype(np.int64) + 32) % 64]
+        return np.stack([-light * F32(3.0), tone], axis=2)
+
+    sh, sw = max(8, h // 2), max(8, w // 2)
+    ter = cv2.resize(terraces(sh, sw), (w, h), interpolation=cv2.INTER_LINEAR)
+    layers = fbm(rng, h, w, uy * 14, ux * 1.5, 4, 0.55)
     fine = noise(rng, h, w, h / 2.5, w / 2.5)
-    lum = F32(1) + F32(0.07 * amount) * layers + F32(0.06 * amount) * steps + F32(0.03 * amount) * fine
+    lum = F32(1) + F32(0.05 * amount) * np.clip(ter[..., 0], -2, 2) + F32(0.035 * amount) * ter[..., 1] \
+        + F32(0.03 * amount) * layers + F32(0.03 * amount) * fine
     return colourise(rgb, lum)
 
 
