@@ -71,9 +71,11 @@ def run(args) -> int:
     finally:
         bar.done()
     how = f"resumed from step {res.resumed_from}, " if res.resumed_from is not None else ""
+    if args.resume and res.resumed_from is None:
+        how = "no checkpoint to resume from: trained from the start, "
     stop = ", stopped early: the smoothed loss stopped improving" if res.stopped_early else ""
     print(f"wrote adapter {res.adapter.name!r} to {res.path} ({res.adapter.method}, token {res.adapter.token!r}, "
           f"{how}{res.steps} steps, final loss {res.final_loss:.4f}{stop})")
-    print(f"use it: packshot generate PHOTO --model {request.base} --adapter {res.path} "
+    print(f"use it: packshot generate PHOTO --engine diffusion --model {request.base} --adapter {res.path} "
           f"--prompt \"<product> on a marble table\"")
     return 0
