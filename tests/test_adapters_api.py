@@ -247,27 +247,4 @@ def test_kill9_of_the_worker_mid_training_resumes_from_the_last_checkpoint(redis
     assert "Traceback" not in server.log(), server.log()[-3000:]
 
 
-def test_a_remote_api_worker_refuses_a_training_job_with_one_line(redis_url, tmp_path, model_dir):  # noqa: F811
-    """Training needs the server's data dir (the adapter folder and its checkpoints): a remote ``--api``
-    worker that is handed one fails it with one line saying where it runs, instead of half-running it."""
-    from test_remote_workers import remote_worker, worker_key
-
-    broker = redis_url.rsplit("/", 1)[0] + "/7"
-    data = tmp_path / "server"
-    key = worker_key(data, "remote-gpu")
-    server = Server(data, queue="celery", broker=broker, api_keys=(KEY_A,), env=_env(model_dir),
-                    args=TIMING[:2]).start()
-    worker = remote_worker(tmp_path, "remote-gpu", broker, server.url, key)
-    try:
-        worker.start()
-        c = server.client()
-        product = create_product(c, "remote", _photos(3))
-        aid = c.post(f"/api/v1/products/{product['id']}/adapters", json={**TRAIN, "steps": 4}).json()["id"]
-        final = _wait(c, aid, timeout=120)
-        assert final["status"] == "failed" and final["metadata"] is None
-        assert "share the server's database and data dir" in final["error"] and "\n" not in final["error"]
-        assert not (data / "adapters" / aid).exists()
-    finally:
-        worker.stop()
-        server.stop()
-    assert "Traceback" not in server.log(), server.log()[-3000:]
+# Remote --api workers run training jobs too: tests/test_remote_adapters.py.

@@ -145,3 +145,90 @@ def test_a_job_on_an_uploaded_background_runs_on_a_remote_worker(cluster):
                      .convert("RGB"))
     assert img.shape == (200, 300, 3)
     assert np.abs(img[:8].astype(int) - room[:8].astype(int)).max() <= 1, "the room's own pixels, above the product"
+
+
+# -- training on remote workers ---------------------------------------------------------------------------
+TRAIN = {"base": "tiny-sd", "method": "lora", "resolution": 64, "rank": 4, "seed": 3}
+
+
+def _photos(n: int) -> list[bytes]:
+    return [photo_bytes(size=(160, 120), fmt="PNG", seed=i) for i in range(n)]
+
+
+def _adapter(c: httpx.Client, aid: str, until=("done", "failed", "cancelled"), timeout: float = 300) -> dict:
+    def done():
+        a = c.get(f"/api/v1/adapters/{aid}").json()
+        return a if a["status"] in until else None
+
+    return wait_for(done, timeout, f"adapter {aid} to reach {'/'.join(until)}", interval=0.2)
+
+
+def test_training_runs_on_a_remote_worker_and_its_adapter_generates_there(cluster):
+    from packshot.models.adapters import read_adapter
+
+    server, worker, _ = cluster
+    c = server.client()
+    product = create_product(c, "red mug", _photos(3))
+    r = c.post(f"/api/v1/products/{product['id']}/adapters", json={**TRAIN, "steps": 6, "checkpoint_every": 3})
+    assert r.status_code == 202, r.text
+    done = _adapter(c, r.json()["id"])
+    assert done["status"] == "done", (done, worker.log()[-3000:])
+    assert f"packshot.run_job[{done['id']}" in worker.log()  # trained on the remote worker
+    assert done["step"] == done["total"] == 6 and done["loss"] > 0 and done["resumed_from"] is None
+    meta = done["metadata"]
+    assert meta["method"] == "lora" and meta["steps"] == 6 and len(meta["photos"]) == 3
+    # the server unpacked the uploaded folder: a whole adapter in the shared format, no checkpoints left
+    folder = server.data_dir / "adapters" / done["id"]
+    info = read_adapter(folder)
+    assert info.method == "lora" and info.weights_file.is_file() and len(info.references) == 3
+    assert not (folder / "checkpoints").exists()
+    assert not [p for p in (server.data_dir / "adapters").iterdir() if p.name != done["id"]]  # no .part/.new
+    own = Path(worker.args[worker.args.index("--data-dir") + 1])
+    assert not list((own / "training").iterdir())  # the worker's own training folder is gone
+    # and the adapter generates, on the remote worker too
+    r = c.post("/api/v1/jobs", json={**GEN, "product_id": product["id"], "adapters": [f"{done['id']}:0.7"]})
+    job = wait_job(c, r.json()["id"], 240)
+    assert job["status"] == "succeeded", (job, worker.log()[-3000:])
+    params = c.get(f"/api/v1/results/{job['result_ids'][0]}").json()["parameters"]
+    assert done["name"] in params["Adapters"] and "0.7" in params["Adapters"]
+
+
+def test_kill9_of_a_remote_worker_mid_training_resumes_on_another_from_the_uploaded_checkpoint(
+        redis_url, tmp_path, model_dirs):  # noqa: F811
+    server_models, worker_models = model_dirs
+    broker = broker_db(redis_url, 9)
+    data = tmp_path / "server"
+    k1, k2 = worker_key(data, "first"), worker_key(data, "second")
+    server = Server(data, queue="celery", broker=broker, api_keys=(API_KEY,), env=_env(server_models),
+                    args=TIMING[:2]).start()
+    slow = _env(worker_models, PACKSHOT_TEST_STEP_DELAY="0.4")
+    first = remote_worker(tmp_path, "first", broker, server.url, k1, env=slow)
+    second = remote_worker(tmp_path, "second", broker, server.url, k2, env=slow)
+    try:
+        first.start()
+        c = server.client()
+        product = create_product(c, "resume", _photos(3))
+        r = c.post(f"/api/v1/products/{product['id']}/adapters", json={**TRAIN, "steps": 12, "checkpoint_every": 3})
+        aid = r.json()["id"]
+        folder = data / "adapters" / aid / "checkpoints"
+        # the checkpoint at step 3 is uploaded at the next step: wait until the server holds it
+        wait_for(lambda: folder.is_dir() and any(p.name.startswith("step-") for p in folder.iterdir()), 240,
+                 "the first checkpoint to reach the server")
+        first.kill9()
+        mid = c.get(f"/api/v1/adapters/{aid}").json()
+        assert mid["status"] == "running" and mid["metadata"] is None and mid["step"] >= 3
+        saved = sorted(p.name for p in folder.iterdir() if p.name.startswith("step-"))
+        assert len(saved) == 1 and (folder / saved[0] / "state.pt").is_file(), saved  # older ones dropped
+        last = int(saved[0].split("-")[1])
+        second.start()
+        done = _adapter(c, aid)
+        assert done["status"] == "done", (done, second.log()[-3000:])
+        assert done["resumed_from"] == last and last >= 3
+        assert done["step"] == done["total"] == 12 and done["metadata"]["steps"] == 12
+        assert done["attempts"] >= 2
+        assert f"downloaded the checkpoint at step {last}" in second.log()
+        assert "resuming from the checkpoint" in second.log()
+    finally:
+        for proc in (first, second, server):
+            proc.stop()
+    assert "Traceback" not in server.log(), server.log()[-3000:]

@@ -111,6 +111,7 @@ class RemoteBlobs:
         self.cache = BlobStore(cache_dir)
         self.chunk_size = chunk_size
         self.resumed = 0  # uploads that continued after a dropped connection (for tests and logs)
+        self.local = threading.local()  # .job: the job this thread runs, named in every download
 
     def get(self, sha: str, job: str | None = None, *, cache: bool = True) -> bytes:
         """Blob ``sha`` (checked against it). ``job``: the running job asking, for inputs only its
@@ -119,6 +120,7 @@ class RemoteBlobs:
             return self.cache.get(sha)
         except NotFoundError:
             pass
+        job = job or getattr(self.local, "job", None)
         r = self.api.call("GET", f"/worker/blobs/{sha}", params={"job": job} if job else None, allow=(404,))
         if r.status_code == 404:
             raise NotFoundError(f"blob {sha} is not available from the server: {_detail(r)}")
@@ -130,6 +132,7 @@ class RemoteBlobs:
 
     def get_work(self, sha: str, job: str | None = None) -> bytes | None:
         """The photo's normalised working copy, or None when the original is its own."""
+        job = job or getattr(self.local, "job", None)
         params = {"work": "true", **({"job": job} if job else {})}
         r = self.api.call("GET", f"/worker/blobs/{sha}", params=params, allow=(404,))
         return None if r.status_code == 404 else r.content
@@ -185,15 +188,20 @@ class RemoteJob:
     kind: str = "generate"
     background: dict[str, str] | None = None  # {"id", "blob_sha"}: the uploaded background photo
     adapters: list[dict[str, Any]] = field(default_factory=list)  # [{"id", "sha", "weight"}]: bundles
+    training: dict[str, Any] | None = None  # {"total", "photos", "checkpoint"}: a training job's inputs
 
 
 class RemoteStore:
     """The subset of :class:`~packshot.store.Store` a worker uses, over the worker routes."""
 
     def __init__(self, api: WorkerApi, cache_dir: Path, *, describe: Callable[[], dict] = dict,
-                 chunk_size: int = CHUNK, adapter_dir: Path | None = None):
+                 chunk_size: int = CHUNK, adapter_dir: Path | None = None, training_dir: Path | None = None):
+        from .remote_training import RemoteTraining
+
         self.api = api
         self.adapter_dir = adapter_dir or Path(cache_dir) / "adapters"  # bundles unpacked, by sha256
+        self.training = RemoteTraining(self, training_dir or Path(cache_dir).parent / "training")
+        self._train_fields: dict[str, dict] = {}  # job id -> step/total/loss for its next report
         self.blobs = RemoteBlobs(api, cache_dir, chunk_size=chunk_size)
         self.describe = describe  # () -> heartbeat fields (device, memory, models, queues, name)
         self._photos: dict[str, SimpleNamespace] = {}
@@ -216,15 +224,17 @@ class RemoteStore:
         d = r.json()
         if not d["claimed"]:
             return None
-        if d.get("photo"):
-            p = d["photo"]
-            if len(self._photos) > 1000:
-                self._photos.clear()
+        training = d.get("training")
+        if len(self._photos) > 1000:
+            self._photos.clear()
+        for p in ([d["photo"]] if d.get("photo") else []) + (training["photos"] if training else []):
             self._photos[p["id"]] = SimpleNamespace(**p)  # the route's PhotoInfo fields
         with self._reports_cv:  # a job taken again starts from a clean slate
             self._report_state.pop(job_id, None)
+        self.blobs.local.job = job_id  # this thread runs it: its downloads name it
         return RemoteJob(id=d["id"], product_id=d["product_id"], photo_id=d["photo_id"], request=d["request"],
-                         attempts=d["attempts"], background=d.get("background"), adapters=d.get("adapters") or [])
+                         attempts=d["attempts"], background=d.get("background"), adapters=d.get("adapters") or [],
+                         training=training, kind="train" if training else "generate")
 
     def job_holder(self, job_id: str) -> tuple[str, str | None, datetime | None] | None:
         r = self.api.call("GET", f"/worker/jobs/{job_id}", allow=(404,))
@@ -274,9 +284,15 @@ class RemoteStore:
         body = {"worker": worker, "progress": progress, "stage": stage and stage[:40],
                 "message": message and message[:500]}
         with self._reports_cv:
+            body.update(self._train_fields.get(job_id, {}))
             self._pending_reports[job_id] = body
             self._reports_cv.notify()
             return self._report_state.get(job_id, (True, False))
+
+    def train_fields(self, job_id: str, fields: dict) -> None:
+        """A training job's step/total/loss, sent with its next progress report."""
+        with self._reports_cv:
+            self._train_fields[job_id] = {**self._train_fields.get(job_id, {}), **fields}
 
     def _send_reports(self) -> None:
         while True:
@@ -307,6 +323,7 @@ class RemoteStore:
 
     def _forget(self, job_id: str) -> None:
         with self._reports_cv:
+            self._train_fields.pop(job_id, None)
             self._pending_reports.pop(job_id, None)
             self._report_state.pop(job_id, None)
 

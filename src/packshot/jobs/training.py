@@ -15,6 +15,10 @@ database and data dir) and get the same claim, heartbeat, cancel and redelivery.
   When the job runs again (its worker was killed -9 and the job was redelivered or re-queued, or the
   server stopped gracefully), the newest checkpoint there is found and training continues from it
   (``resume=True``); the step it resumed from is recorded.
+* Remote ``--api`` workers (:mod:`packshot.jobs.remote_training`) train in a folder of their own:
+  the store gives them ``training`` (the same calls as :class:`LocalAdapters`, over HTTP), which
+  downloads the last uploaded checkpoint first, uploads each new one, and uploads the finished
+  adapter folder for the server to unpack into ``<data_dir>/adapters/<id>/``.
 """
 from __future__ import annotations
 
@@ -27,6 +31,34 @@ from ..errors import CancelledError, NotFoundError, PackshotError
 from ..store.adapters import adapter_folder, finish_training, get_adapter, remove_folder, set_progress
 
 log = logging.getLogger("packshot.jobs")
+
+class LocalAdapters:
+    """Where a worker that shares the server's database and data dir keeps a training job's adapter:
+    its row and ``<data_dir>/adapters/<id>/``."""
+
+    def __init__(self, store, settings):
+        self.store, self.settings = store, settings
+
+    def row(self, job):
+        return get_adapter(self.store, None, job.id)
+
+    def folder(self, job, row) -> Path:
+        return adapter_folder(self.settings, row)
+
+    def set_progress(self, job_id: str, step: int, total: int, loss: float | None,
+                     resumed_from: int | None = None) -> None:
+        set_progress(self.store, job_id, step, total, loss, resumed_from=resumed_from)
+
+    def checkpoint_saved(self, job_id: str, worker: str, folder: Path) -> None:
+        """Nothing to do: the checkpoint is in the shared folder already."""
+
+    def finish(self, job, worker: str, folder: Path, meta: dict, steps: int, loss: float | None,
+               resumed_from: int | None) -> bool:
+        return finish_training(self.store, job.id, worker, meta, steps, loss, resumed_from)
+
+    def remove(self, job, row) -> None:
+        remove_folder(self.settings, row)
+
 
 def last_checkpoint(folder: Path) -> int | None:
     """The step of the newest whole checkpoint in ``folder/checkpoints`` (None when there is none)."""
@@ -42,9 +74,10 @@ class _Progress:
     job lost, process stopping) is kept and turned into the ``cancel`` event, so ``train()`` stops
     the way it is meant to (checkpoint saved, CancelledError); the runner then sees the real cause."""
 
-    def __init__(self, store, adapter_id: str, reporter, cancel: threading.Event, interval_s: float = 0.3):
-        self.store, self.adapter_id, self.reporter, self.cancel = store, adapter_id, reporter, cancel
-        self.interval_s = interval_s
+    def __init__(self, ops, adapter_id: str, reporter, cancel: threading.Event, interval_s: float = 0.3,
+                 worker: str = "", folder: Path | None = None):
+        self.ops, self.adapter_id, self.reporter, self.cancel = ops, adapter_id, reporter, cancel
+        self.interval_s, self.worker, self.folder = interval_s, worker, folder
         self.stopped: BaseException | None = None
         self._last = 0.0
 
@@ -52,9 +85,11 @@ class _Progress:
         now = time.monotonic()
         if step >= total or now - self._last >= self.interval_s:
             self._last = now
-            set_progress(self.store, self.adapter_id, step, total, loss)
+            self.ops.set_progress(self.adapter_id, step, total, loss)
         if self.stopped is not None:
             return
+        if self.folder is not None:  # a remote worker uploads each new checkpoint (saved after the step before)
+            self.ops.checkpoint_saved(self.adapter_id, self.worker, self.folder)
         try:
             self.reporter("train", step / max(1, total), f"step {step}/{total}, loss {loss:.4f}")
         except Exception as e:  # CancelledError, JobLost, JobStopping: stop at the end of this step
@@ -88,14 +123,15 @@ def train_job(runner, job, worker: str, reporter, cancel: threading.Event) -> st
     from ..schema import TrainRequest, build
 
     store, settings = runner.store, runner.settings
-    row = get_adapter(store, None, job.id)
-    folder = adapter_folder(settings, row)
+    ops = getattr(store, "training", None) or LocalAdapters(store, settings)  # remote: jobs/remote_training.py
+    row = ops.row(job)
+    folder = ops.folder(job, row)
     request = build(TrainRequest, dict(job.request))
     resume_at = last_checkpoint(folder)
     if resume_at is not None:
-        set_progress(store, row.id, resume_at, row.total, None, resumed_from=resume_at)
+        ops.set_progress(row.id, resume_at, row.total, None, resumed_from=resume_at)
         log.warning("training job %s: resuming from the checkpoint at step %d", job.id, resume_at)
-    progress = _Progress(store, row.id, reporter, cancel)
+    progress = _Progress(ops, row.id, reporter, cancel, worker=worker, folder=folder)
     try:
         reporter("train", 0.0, "preparing the photos")
         cutouts = _cutouts(runner, row.photo_ids, job.id)
@@ -107,16 +143,16 @@ def train_job(runner, job, worker: str, reporter, cancel: threading.Event) -> st
     except CancelledError:
         if progress.stopped is not None and not isinstance(progress.stopped, CancelledError):
             raise progress.stopped from None  # lost or stopping: the checkpoints stay for the next run
-        remove_folder(settings, row)
+        ops.remove(job, row)
         raise
     except PackshotError:
-        remove_folder(settings, row)
+        ops.remove(job, row)
         raise
     if progress.stopped is not None:  # asked to stop while the last step ran: it finished anyway
         if not isinstance(progress.stopped, CancelledError):
             raise progress.stopped
     meta = dict(result.adapter.meta)
     meta["resumed_from"] = result.resumed_from
-    if finish_training(store, job.id, worker, meta, result.steps, result.final_loss, result.resumed_from):
+    if ops.finish(job, worker, folder, meta, result.steps, result.final_loss, result.resumed_from):
         return "succeeded"
     return "lost"

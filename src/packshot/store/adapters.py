@@ -156,10 +156,15 @@ def resolve_adapter_refs(store: Store, owner: str, refs: list[str]) -> list[str]
 _BUNDLES: dict[tuple[str, int], str] = {}  # (folder, metadata mtime_ns) -> sha256 of its bundle
 
 
-def bundle_bytes(folder: Path) -> bytes:
-    """The adapter folder as an uncompressed tar, checkpoints left out. Deterministic (sorted names,
-    mtime 0, no owners), so every server process gives the same bundle the same sha256. Plain
-    ``tarfile``: the stdlib has the extraction filter we rely on (:func:`unpack_bundle`)."""
+def _no_checkpoints(rel: Path) -> bool:
+    return rel.parts[0] != "checkpoints"
+
+
+def bundle_bytes(folder: Path, keep=_no_checkpoints) -> bytes:
+    """The adapter folder as an uncompressed tar, checkpoints left out (``keep(relative path)``
+    chooses otherwise). Deterministic (sorted names, mtime 0, no owners), so every server process
+    gives the same bundle the same sha256. Plain ``tarfile``: the stdlib has the extraction filter
+    we rely on (:func:`unpack_bundle`)."""
     import io
     import tarfile
 
@@ -167,7 +172,7 @@ def bundle_bytes(folder: Path) -> bytes:
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path in sorted(folder.rglob("*")):
             rel = path.relative_to(folder)
-            if rel.parts[0] == "checkpoints" or path.is_symlink() or path.name.endswith(".part"):
+            if not keep(rel) or path.is_symlink() or any(".part" in x for x in rel.parts):
                 continue
             info = tarfile.TarInfo(rel.as_posix())
             info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
@@ -221,3 +226,78 @@ def unpack_bundle(data: bytes, dest: Path) -> Path:
     finally:
         shutil.rmtree(part, ignore_errors=True)
     return dest
+
+
+# -- remote training (jobs/remote.py): checkpoints and the finished folder arrive as bundles ---------
+def checkpoint_bundle(folder: Path) -> tuple[int, bytes] | None:
+    """(step, bundle) of the newest whole checkpoint in ``folder`` with the run file a resume checks
+    (``checkpoints/run.json`` + ``checkpoints/step-NNNNNN/``), or None when there is none."""
+    from ..train.checkpoint import REQUEST_FILE, latest
+
+    newest = latest(folder)
+    if newest is None:
+        return None
+
+    def keep(rel: Path) -> bool:
+        return rel.parts[0] == "checkpoints" and (len(rel.parts) == 1 or rel.parts[1] in (REQUEST_FILE, newest.name))
+
+    return int(newest.name.split("-")[1]), bundle_bytes(folder, keep)
+
+
+def checkpoint_blob(store: Store, row: AdapterRow) -> dict[str, Any] | None:
+    """``{"step", "sha"}`` of the adapter's newest checkpoint as a bundle in the blob store (made once
+    per checkpoint), or None before the first one."""
+    from ..train.checkpoint import latest
+
+    folder = adapter_folder(store.settings, row)
+    newest = latest(folder)
+    if newest is None:
+        return None
+    key = (str(newest), (newest / "state.pt").stat().st_mtime_ns)
+    sha = _BUNDLES.get(key)
+    if sha is None or not store.blobs.exists(sha):
+        got = checkpoint_bundle(folder)
+        if got is None:
+            return None
+        sha = _BUNDLES[key] = store.blobs.put(got[1])
+    return {"step": int(newest.name.split("-")[1]), "sha": sha}
+
+
+def accept_checkpoint(folder: Path, data: bytes) -> int:
+    """Put a checkpoint bundle (:func:`checkpoint_bundle`) into ``folder/checkpoints`` whole (each
+    step folder appears by one rename) and drop the older ones; returns its step."""
+    import os
+
+    from ..train.checkpoint import REQUEST_FILE, latest
+
+    tmp = unpack_bundle(data, folder.with_name(f"{folder.name}.ckpt-{os.getpid()}-{new_id()[:8]}"))
+    try:
+        got = latest(tmp)
+        if got is None or not (tmp / "checkpoints" / REQUEST_FILE).is_file():
+            raise InvalidInputError("the checkpoint bundle holds no whole checkpoint")
+        dest = folder / "checkpoints"
+        dest.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.replace(tmp / "checkpoints" / REQUEST_FILE, dest / REQUEST_FILE)
+        if not (dest / got.name).exists():
+            os.rename(got, dest / got.name)
+        for old in dest.iterdir():
+            if old.is_dir() and old.name.startswith("step-") and old.name < got.name:
+                shutil.rmtree(old, ignore_errors=True)
+        return int(got.name.split("-")[1])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def accept_adapter(folder: Path, data: bytes) -> None:
+    """Replace ``folder`` (the adapter's checkpoints) with the finished adapter bundle, unpacked whole
+    beside it first. The job is not marked done yet, so nobody reads the folder meanwhile."""
+    import os
+
+    from ..models.adapters import META_FILE
+
+    tmp = unpack_bundle(data, folder.with_name(f"{folder.name}.new-{os.getpid()}-{new_id()[:8]}"))
+    if not (tmp / META_FILE).is_file():
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise InvalidInputError(f"the adapter bundle holds no {META_FILE}")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.rename(tmp, folder)

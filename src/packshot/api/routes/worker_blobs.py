@@ -80,6 +80,9 @@ def job_inputs(store, job) -> dict[str, Any]:
 
     req = job.request or {}
     out: dict[str, Any] = {"background": None, "adapters": []}
+    if getattr(job, "kind", "generate") == "train":
+        out["training"] = training_inputs(store, job)
+        return out
     if req.get("background_id"):
         bg = get_background(store, job.owner, req["background_id"])
         out["background"] = {"id": bg.id, "blob_sha": bg.blob_sha}
@@ -93,6 +96,23 @@ def job_inputs(store, job) -> dict[str, Any]:
             raise InvalidInputError(f"adapter {ref!r} is {row.status}: only a finished adapter can be used")
         out["adapters"].append({"id": row.id, "sha": adapter_bundle(store, row), "weight": weight})
     return out
+
+
+def training_inputs(store, job) -> dict[str, Any]:
+    """A training job's photos (with their cut-outs) and its newest uploaded checkpoint (a bundle put
+    in the blob store; ``None`` before the first one)."""
+    from ...store.adapters import checkpoint_blob, get_adapter
+
+    row = get_adapter(store, None, job.id)
+    photos = []
+    for pid in row.photo_ids:
+        ph = store.photo_by_id(pid)
+        if ph is None:
+            raise NotFoundError(f"photo {pid!r} of training job {job.id} was deleted")
+        photos.append({"id": ph.id, "blob_sha": ph.blob_sha, "width": ph.width, "height": ph.height,
+                       "cutout_sha": ph.cutout_sha, "cutout_engine": ph.cutout_engine,
+                       "auto_cutout_sha": ph.auto_cutout_sha})
+    return {"total": row.total, "photos": photos, "checkpoint": checkpoint_blob(store, row)}
 
 
 def _job_may_read(store, job_id: str, sha: str) -> bool:
@@ -109,6 +129,11 @@ def _job_may_read(store, job_id: str, sha: str) -> bool:
     shas = {a["sha"] for a in extra["adapters"]}
     if extra["background"]:
         shas.add(extra["background"]["blob_sha"])
+    train = extra.get("training")
+    if train:
+        shas.update(p[k] for p in train["photos"] for k in ("blob_sha", "cutout_sha", "auto_cutout_sha") if p[k])
+        if train["checkpoint"]:
+            shas.add(train["checkpoint"]["sha"])
     return sha in shas
 
 
@@ -190,8 +215,10 @@ def _uploads_dir(settings) -> Path:
 
 
 def _max_size(settings) -> int:
-    """Largest result upload: an RGBA image at the pixel limit, uncompressed, plus headers."""
-    return settings.max_pixels * 4 + 1024 * 1024
+    """Largest upload: an RGBA image at the pixel limit, uncompressed, plus headers; or an adapter or
+    checkpoint bundle of remote training (2 GiB: LoRA checkpoints are MBs, full fine-tunes are not
+    trained remotely this way)."""
+    return max(settings.max_pixels * 4 + 1024 * 1024, 2 * 1024**3)
 
 
 def _check_size(size: int, settings) -> None:

@@ -72,6 +72,17 @@ class AdapterBlob(BaseModel):
     weight: float
 
 
+class CheckpointInfo(BaseModel):
+    step: int
+    sha: str = Field(description="sha256 of the checkpoint bundle (checkpoints/run.json + step-NNNNNN/)")
+
+
+class TrainingInfo(BaseModel):
+    total: int
+    photos: list[PhotoInfo]
+    checkpoint: CheckpointInfo | None = Field(None, description="the newest uploaded checkpoint: resume from it")
+
+
 class ClaimOut(JobState):
     claimed: bool
     product_id: str | None = None
@@ -81,6 +92,7 @@ class ClaimOut(JobState):
     photo: PhotoInfo | None = None
     background: BackgroundInfo | None = None
     adapters: list[AdapterBlob] = Field(default_factory=list)
+    training: TrainingInfo | None = None
 
 
 @router.post("/worker/jobs/{job_id}/claim", response_model=ClaimOut)
@@ -96,11 +108,6 @@ def claim(job_id: JOB_ID, body: ClaimIn, state: StateDep, key: WorkerKeyDep) -> 
     else:
         job = store.claim(body.worker, job_id, stale_after_s=body.stale_after_s)
     if job is None:
-        return ClaimOut(claimed=False, **_job_state(store, job_id).model_dump())
-    if getattr(job, "kind", "generate") == "train":  # training needs the server's data dir (jobs/training.py)
-        from ...store import FAILED
-        store.fail(job.id, body.worker, FAILED, "training jobs run on workers that share the server's database "
-                   "and data dir (packshot worker without --api), not on remote --api workers (yet)")
         return ClaimOut(claimed=False, **_job_state(store, job_id).model_dump())
     try:  # its background and adapters (deleted since it was queued: the job fails with one line)
         extra = job_inputs(store, job)
@@ -136,6 +143,13 @@ class ProgressIn(BaseModel):
     message: str | None = Field(None, max_length=500)
 
 
+    # a training job's step, total and loss (into its adapter row, streamed over SSE)
+    step: int | None = Field(None, ge=0, le=10**7)
+    total: int | None = Field(None, ge=1, le=10**7)
+    loss: float | None = Field(None, allow_inf_nan=False)
+    resumed_from: int | None = Field(None, ge=0, le=10**7)
+
+
 class ProgressOut(BaseModel):
     held: bool
     cancel: bool
@@ -146,6 +160,9 @@ def progress(job_id: JOB_ID, body: ProgressIn, state: StateDep, key: WorkerKeyDe
     """Progress + heartbeat from the holder; says whether it still holds the job and whether it
     was cancelled."""
     held, cancel = state.store.report(job_id, body.worker, body.progress, body.stage, body.message)
+    if held and body.step is not None and body.total is not None:
+        from ...store.adapters import set_progress
+        set_progress(state.store, job_id, body.step, body.total, body.loss, body.resumed_from)
     return ProgressOut(held=held, cancel=cancel)
 
 
@@ -209,7 +226,81 @@ class DoneOut(BaseModel):
 
 @router.post("/worker/jobs/{job_id}/fail", response_model=DoneOut)
 def fail(job_id: JOB_ID, body: FailIn, state: StateDep, key: WorkerKeyDep) -> DoneOut:
-    return DoneOut(done=state.store.fail(job_id, body.worker, body.status, body.error, body.message))
+    """A failed or cancelled training job leaves nothing: its uploaded checkpoints go too."""
+    done = state.store.fail(job_id, body.worker, body.status, body.error, body.message)
+    if done:
+        from ...store.adapters import get_adapter, remove_folder
+        try:
+            remove_folder(state.settings, get_adapter(state.store, None, job_id))
+        except NotFoundError:  # a generation job: no adapter folder
+            pass
+    return DoneOut(done=done)
+
+
+def _held(store, job_id: str, worker: str) -> None:
+    from ...store import RUNNING
+
+    st = _job_state(store, job_id)
+    if st.status != RUNNING or st.worker != worker:
+        raise Conflict(f"job {job_id} is not held by {worker} (it is {st.status})")
+
+
+def _blob(store, sha: str) -> bytes:
+    try:
+        return store.blobs.get(sha)
+    except NotFoundError:
+        raise Conflict(f"blob {sha} was not uploaded (or was removed): upload it again") from None
+
+
+class CheckpointIn(BaseModel):
+    worker: NAME
+    sha: str = Field(pattern=r"^[0-9a-f]{64}$", description="the uploaded checkpoint bundle")
+
+
+class CheckpointOut(BaseModel):
+    step: int
+
+
+@router.post("/worker/jobs/{job_id}/checkpoint", response_model=CheckpointOut)
+def checkpoint(job_id: JOB_ID, body: CheckpointIn, state: StateDep, key: WorkerKeyDep) -> CheckpointOut:
+    """A remote training job's checkpoint (uploaded first): kept in the adapter folder, so a worker
+    that takes the job over resumes from it."""
+    from ...store.adapters import accept_checkpoint, adapter_folder, get_adapter
+
+    store = state.store
+    _held(store, job_id, body.worker)
+    data = _blob(store, body.sha)
+    step = accept_checkpoint(adapter_folder(state.settings, get_adapter(store, None, job_id)), data)
+    store.collect_garbage([body.sha])
+    return CheckpointOut(step=step)
+
+
+class AdapterIn(BaseModel):
+    worker: NAME
+    sha: str = Field(pattern=r"^[0-9a-f]{64}$", description="the uploaded adapter bundle")
+    metadata: dict[str, Any]
+    steps: int = Field(ge=0, le=10**7)
+    final_loss: float | None = Field(None, allow_inf_nan=False)
+    resumed_from: int | None = Field(None, ge=0, le=10**7)
+
+
+@router.post("/worker/jobs/{job_id}/adapter", response_model=FinishOut)
+def adapter_done(job_id: JOB_ID, body: AdapterIn, state: StateDep, key: WorkerKeyDep) -> FinishOut:
+    """A remote training job's result: the adapter bundle (uploaded first) is unpacked into
+    ``<data_dir>/adapters/<id>/`` and the job marked succeeded, only if ``worker`` still holds it."""
+    from ...store import SUCCEEDED
+    from ...store.adapters import accept_adapter, adapter_folder, finish_training, get_adapter
+
+    store = state.store
+    st = _job_state(store, job_id)
+    if st.status == SUCCEEDED:  # sent again after a lost answer
+        return FinishOut(written=st.worker == body.worker, status=st.status)
+    _held(store, job_id, body.worker)
+    accept_adapter(adapter_folder(state.settings, get_adapter(store, None, job_id)), _blob(store, body.sha))
+    store.collect_garbage([body.sha])
+    written = finish_training(store, job_id, body.worker, body.metadata, body.steps, body.final_loss,
+                              body.resumed_from)
+    return FinishOut(written=written, status=_job_state(store, job_id).status)
 
 
 class WorkerIn(BaseModel):
