@@ -206,23 +206,23 @@ def test_marble_veins_are_soft_and_wide_not_cracks(seed):
     lum = _material("marble", seed, (236, 234, 230))
     med = cv2.medianBlur(np.clip(lum * 255, 0, 255).astype(np.uint8), 61).astype(np.float32) / 255
     ratio = lum / med
-    # no vein pixel is near black against the stone around it: measured minimum 0.69..0.78 for
+    # no vein pixel is near black against the stone around it: measured minimum 0.70..0.80 for
     # seeds 1-5 (the previous marble: 0.68..0.73, its dark cores were ridge**90 of the stone)
     assert ratio.min() > 0.64, ratio.min()
     vein = (ratio < 0.93).astype(np.uint8)
-    assert vein.mean() > 0.008, vein.mean()          # there are veins (measured 1.3..3.8 % of pixels)
-    # a 3x3 opening removes whatever is under 3 px wide: measured 0.4..3.3 % of the vein pixels
+    assert vein.mean() > 0.004, vein.mean()          # there are veins (measured 0.66..2.0 % of pixels)
+    # a 3x3 opening removes whatever is under 3 px wide: measured 1.1..4.8 % of the vein pixels
     thin = 1 - cv2.morphologyEx(vein, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).sum() / vein.sum()
-    assert thin < 0.07, thin
-    # vein width along the centre lines: median measured 8..13 px
+    assert thin < 0.08, thin
+    # vein width along the centre lines: median measured 8.8..14 px
     width = 2 * cv2.distanceTransform(vein, cv2.DIST_L2, 5)[skeletonize(vein.astype(bool))]
     assert np.median(width) >= 6, np.median(width)
-    # soft falloff: the steepest edges change by under 0.08 per pixel (measured 0.034..0.079); a
+    # soft falloff: the steepest edges change by under 0.09 per pixel (measured 0.024..0.041); a
     # 1-px hard line of the same depth would be about 0.25
     gy, gx = np.gradient(lum)
     assert np.percentile(np.hypot(gx, gy), 99.99) < 0.09
-    # cloudy body: the stone's low-frequency variation (measured std 0.029..0.044)
-    assert cv2.GaussianBlur(lum, (0, 0), 16).std() > 0.02
+    # cloudy body: the stone's low-frequency variation (measured std 0.024..0.032)
+    assert cv2.GaussianBlur(lum, (0, 0), 16).std() > 0.018
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])

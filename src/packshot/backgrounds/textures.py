@@ -184,11 +184,14 @@ def marble(rng, h, w, scale, rgb, amount=1.0, vein_rgb=None):
 
     px = scale / 1024.0      # widths below are pixels of a 1024 px wide scene
     # the turbulence's slope stays below the veins' frequency, so veins bend but never close into loops
-    main = veins_of(phase_field(ang, rng.uniform(1.2, 1.7), 1.1, 0.7),
+    main = veins_of(phase_field(ang, rng.uniform(1.2, 1.7), 0.9, 0.7),
                     width_field(8.0 * px, 0.4), 3.5, presence_field(1.2, 0.6))
+    # branches split off the main veins: they show only near one (the main veins, blurred wide)
+    near = cv2.GaussianBlur(cv2.resize(main, (sw, sh), interpolation=cv2.INTER_AREA), (0, 0), 0.05 * scale / fac)
+    near = np.clip(near * F32(1.0 / max(float(np.percentile(near[::3, ::3], 98)), 1e-3)), 0, 1)
     branch = veins_of(phase_field(ang + rng.uniform(0.45, 0.8) * (1 if rng.random() < 0.5 else -1),
-                                  rng.uniform(2.4, 3.4), 1.2, 1.0),
-                      width_field(4.5 * px, 0.3), 3.0, presence_field(1.8, 0.1) * F32(0.55))
+                                  rng.uniform(2.4, 3.4), 0.9, 1.0),
+                      width_field(4.5 * px, 0.3), 3.0, presence_field(1.8, 0.3) * near * F32(0.6))
     # broad ghost veins deep in the stone: wide, pale, seen through the surface
     ghost = veins_of(phase_field(ang + rng.uniform(-0.25, 0.25), rng.uniform(0.9, 1.3), 1.0, 0.8),
                      width_field(12.0 * px, 0.5), 2.0, presence_field(1.0, 0.3) * F32(0.3))
