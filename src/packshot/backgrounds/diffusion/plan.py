@@ -163,9 +163,11 @@ def make_plan(job, s: Settings) -> Plan:
     if g.resized:
         how = f"upscaled with {plan.upscaler.describe() if plan.upscaler else 'Lanczos'}" if g.upscaled \
             else "downscaled"
+        what, tail = ("image", "") if plan.paints_product else \
+            ("background", "; the product is pasted at full resolution")
         plan.notes.append(f"generated at {g.work[0]}x{g.work[1]} (model {plan.info.name}: native {plan.info.native} "
-                          f"px, bucket {g.padded[0]}x{g.padded[1]}), background {how} to "
-                          f"{job.layer.size[0]}x{job.layer.size[1]}; the product is pasted at full resolution")
+                          f"px, bucket {g.padded[0]}x{g.padded[1]}), {what} {how} to "
+                          f"{job.layer.size[0]}x{job.layer.size[1]}{tail}")
     if plan.upscaler is not None and not g.upscaled:
         plan.notes.append(f"upscaler {req.upscaler or s.upscaler!r} not used: the background is generated at "
                           f"or above the output size")
