@@ -232,3 +232,57 @@ def test_kill9_of_a_remote_worker_mid_training_resumes_on_another_from_the_uploa
         for proc in (first, second, server):
             proc.stop()
     assert "Traceback" not in server.log(), server.log()[-3000:]
+
+
+def test_cancel_of_a_remote_training_leaves_nothing_on_the_server_or_the_worker(cluster):
+    server, worker, _ = cluster
+    c = server.client()
+    product = create_product(c, "cancel me", _photos(3))
+    aid = c.post(f"/api/v1/products/{product['id']}/adapters",
+                 json={**TRAIN, "steps": 400, "checkpoint_every": 2}).json()["id"]
+    folder = server.data_dir / "adapters" / aid
+    wait_for(lambda: (folder / "checkpoints").is_dir(), 240, "a checkpoint of the remote training on the server")
+    assert c.post(f"/api/v1/adapters/{aid}/cancel").status_code in (200, 202)
+    final = _adapter(c, aid, timeout=120)
+    assert final["status"] == "cancelled" and final["metadata"] is None
+    assert not folder.exists()  # the uploaded checkpoints went with it
+    own = Path(worker.args[worker.args.index("--data-dir") + 1])
+    wait_for(lambda: not (own / "training" / aid).exists(), 30, "the worker's training folder to be removed")
+
+
+def test_a_bundle_is_unpacked_whole_or_not_at_all(tmp_path):
+    """``unpack_bundle`` (what a worker does with an adapter or checkpoint it downloaded): members with
+    absolute paths, ``..`` or links out of the folder are refused with one line, and nothing is left."""
+    import tarfile
+
+    from packshot.errors import InvalidInputError
+    from packshot.store.adapters import bundle_bytes, unpack_bundle
+
+    src = tmp_path / "adapter"
+    (src / "references").mkdir(parents=True)
+    (src / "packshot_adapter.json").write_text("{}")
+    (src / "references" / "photo-1.png").write_bytes(b"png")
+    (src / "checkpoints" / "step-000002").mkdir(parents=True)
+    (src / "checkpoints" / "step-000002" / "state.pt").write_bytes(b"state")
+    data = bundle_bytes(src)
+    assert bundle_bytes(src) == data  # deterministic: the same folder, the same sha256
+    out = unpack_bundle(data, tmp_path / "cache" / "a")
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
+        "packshot_adapter.json", "references", "references/photo-1.png"]  # no checkpoints
+    for name, kind in (("../evil.txt", tarfile.REGTYPE), ("/tmp/evil.txt", tarfile.REGTYPE),
+                       ("link", tarfile.SYMTYPE)):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(name)
+            info.type = kind
+            if kind == tarfile.SYMTYPE:
+                info.linkname = "/etc/passwd"
+                tar.addfile(info)
+            else:
+                info.size = 4
+                tar.addfile(info, io.BytesIO(b"evil"))
+        with pytest.raises(InvalidInputError) as e:
+            unpack_bundle(buf.getvalue(), tmp_path / "cache" / "bad")
+        assert "\n" not in str(e.value) and "adapter bundle" in str(e.value)
+        assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["a"]  # no .part, no "bad"
+    assert not (tmp_path / "evil.txt").exists()

@@ -216,6 +216,9 @@ def unpack_bundle(data: bytes, dest: Path) -> Path:
     part.mkdir(parents=True, mode=0o700)
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            for m in tar.getmembers():  # the data filter would strip a leading "/": refuse it instead
+                if m.name.startswith(("/", "\\")) or ".." in Path(m.name).parts:
+                    raise tarfile.TarError(f"member {m.name!r} points out of the folder")
             tar.extractall(part, filter="data")
         os.rename(part, dest)
     except OSError:
