@@ -7,7 +7,12 @@ runner, so a job behaves the same wherever it runs) and does each store call ove
 worker routes (:mod:`packshot.api.routes.workers`):
 
 * claim the job (one conditional UPDATE on the server, as for a local worker), download its photo
-  and cutout (checked against their sha256; kept in ``<data_dir>/cache``);
+  and cutout, its uploaded background photo and its trained adapters (checked against their
+  sha256; kept in ``<data_dir>/cache``; every download names the job, and the server serves only
+  that job's inputs). An adapter comes as a bundle (a tar of its folder without checkpoints),
+  unpacked whole into ``<model_dir>/adapters/.remote/<sha256>/`` once and reused;
+* training jobs: :mod:`packshot.jobs.remote_training` (photos down, checkpoints and the finished
+  adapter folder up; a job taken over resumes from the last uploaded checkpoint);
 * report progress (the answer carries the cancel flag) and heartbeats (device, free memory, current
   jobs, models loaded);
 * upload each result image **resumably** (:meth:`RemoteBlobs.put`: the server says how much it
