@@ -329,7 +329,7 @@ def _folds(rng, h, w, cy, cx, ridged=False) -> np.ndarray:
     def field(a, b):
         f = fbm(rng, a, b, cy, cx, 4, 0.5)
         if ridged:
-            f = F32(1) - np.abs(f)
+            f = F32(1) - np.sqrt(f * f + F32(0.02))   # a soft-edged crease (|f| rounded off at the ridge)
         gx = cv2.Sobel(f, cv2.CV_32F, 1, 0, ksize=3)
         gy = cv2.Sobel(f, cv2.CV_32F, 0, 1, ksize=3)
         s = -(gx * F32(0.7) + gy * F32(0.7))
