@@ -268,10 +268,18 @@ def wood(rng, h, w, scale, rgb, amount=1.0, along_x=True, species=None):
     qf = q - qi
     qi = qi.astype(np.int64) % 4098
     grain = table[qi] * (F32(1) - qf) + table[qi + 1] * qf
+    # broader bands of darker and lighter years (a random profile over about four rings): the
+    # arches still read where depth of field and foreshortening blur the single rings away
+    q = rings * F32(0.25)
+    qi = np.floor(q)
+    qf = smoothstep(0.0, 1.0, q - qi)
+    qi = qi.astype(np.int64) % 4098
+    bands = table[qi] * (F32(1) - qf) + table[qi + 1] * qf
     pores = noise(rng, h, w, h / 1.6, w / pore_len)
     pores = np.clip(pores - F32(0.7), 0, None) * (F32(1.3) - late)
     figure = lowres(lambda a, b: fbm(rng, a, b, uy * 1.5, ux * 0.8, 3, 0.5), h, w, 4)
     lum = F32(0.96) + tone + F32(figure_k * amount) * figure + F32(0.02 * amount) * grain \
+        + F32(0.035 * amount) * bands \
         - F32(late_k * amount) * late - F32(pore_k * amount) * pores
     # seams between boards: a thin dark joint with a faint highlighted bevel on its near side
     seam_w = F32(0.006) / pw
