@@ -250,6 +250,29 @@ def test_cancel_of_a_remote_training_leaves_nothing_on_the_server_or_the_worker(
     wait_for(lambda: not (own / "training" / aid).exists(), 30, "the worker's training folder to be removed")
 
 
+def test_an_adapter_or_background_deleted_while_its_job_waits_fails_the_job_with_one_line(cluster, model_dirs):
+    server, worker, _ = cluster
+    c = server.client()
+    product = create_product(c, "gone", [photo_bytes(size=(300, 200), fmt="PNG", seed=4)])
+    adapter = _done_adapter(server, product["id"], model_dirs[0] / "tiny-sd")
+    buf = io.BytesIO()
+    Image.fromarray(_room(300, 200)).save(buf, "PNG")
+    bg = c.post("/api/v1/backgrounds", files={"photo": ("room.png", buf.getvalue(), "application/octet-stream")})
+    worker.stop()  # the jobs wait in the broker
+    try:
+        with_adapter = c.post("/api/v1/jobs", json={**GEN, "product_id": product["id"],
+                                                    "adapters": [adapter["id"]]}).json()["id"]
+        with_bg = c.post("/api/v1/jobs", json={"product_id": product["id"], "background_id": bg.json()["id"],
+                                               "n": 1, "keep_framing": True}).json()["id"]
+        assert c.delete(f"/api/v1/adapters/{adapter['id']}").status_code == 204
+        assert c.delete(f"/api/v1/backgrounds/{bg.json()['id']}").status_code == 204
+    finally:
+        worker.start()
+    for jid, name in ((with_adapter, adapter["id"]), (with_bg, bg.json()["id"])):
+        job = wait_job(c, jid, 120)
+        assert job["status"] == "failed" and name in job["error"] and "\n" not in job["error"], job
+
+
 def test_a_bundle_is_unpacked_whole_or_not_at_all(tmp_path):
     """``unpack_bundle`` (what a worker does with an adapter or checkpoint it downloaded): members with
     absolute paths, ``..`` or links out of the folder are refused with one line, and nothing is left."""
