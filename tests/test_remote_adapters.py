@@ -309,3 +309,21 @@ def test_a_bundle_is_unpacked_whole_or_not_at_all(tmp_path):
         assert "\n" not in str(e.value) and "adapter bundle" in str(e.value)
         assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["a"]  # no .part, no "bad"
     assert not (tmp_path / "evil.txt").exists()
+
+
+def test_the_workers_adapter_cache_keeps_the_most_recently_used(tmp_path):
+    import os
+    import time
+
+    from packshot.jobs.remote import prune_adapter_cache
+
+    now = time.time()
+    for i in range(6):  # 0 is the most recently used, i unused for i x 1000 s
+        d = tmp_path / f"{i:064x}"
+        d.mkdir()
+        os.utime(d, (now - i * 1000, now - i * 1000))
+    (tmp_path / "f.part-12").mkdir()  # not a bundle folder: left alone
+    # beyond the 2 newest, only those unused for over an hour go (2 and 3 may belong to running jobs)
+    assert prune_adapter_cache(tmp_path, keep=2, min_age_s=3600) == 2
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted([f"{i:064x}" for i in (0, 1, 2, 3)] + ["f.part-12"])

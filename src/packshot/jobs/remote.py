@@ -278,6 +278,8 @@ class RemoteStore:
             if not folder.is_dir():
                 self.adapter_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
                 unpack_bundle(self.blobs.get(a["sha"], job.id, cache=False), folder)
+                prune_adapter_cache(self.adapter_dir)
+            os.utime(folder)  # last used: the cache keeps the most recently used
             out.append(f"{folder}:{float(a['weight']):g}")
         return out
 
@@ -360,6 +362,20 @@ class RemoteStore:
         if not shas:
             return 0
         return int(self.api.call("POST", "/worker/blobs/collect", json={"shas": shas}).json()["removed"])
+
+
+def prune_adapter_cache(root: Path, keep: int = 32, min_age_s: float = 3600.0) -> int:
+    """Remove unpacked adapter bundles beyond the ``keep`` most recently used, among those unused for
+    ``min_age_s`` (a job running now keeps its own). Returns how many were removed."""
+    import shutil
+
+    now = time.time()
+    folders = sorted((p for p in root.iterdir() if p.is_dir() and len(p.name) == 64),
+                     key=lambda p: p.stat().st_mtime, reverse=True)
+    old = [p for p in folders[keep:] if now - p.stat().st_mtime > min_age_s]
+    for p in old:
+        shutil.rmtree(p, ignore_errors=True)
+    return len(old)
 
 
 def _result_json(r) -> dict[str, Any]:
