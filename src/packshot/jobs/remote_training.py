@@ -76,8 +76,9 @@ class RemoteTraining:
             self._uploaded[job_id] = int(kept)
             log.info("training job %s: uploaded the checkpoint at step %d", job_id, kept)
         except Exception as e:  # noqa: BLE001 - the run continues; a lost job shows at the next report
-            from .remote import WorkerKeyRefused
-            if isinstance(e, WorkerKeyRefused):
+            # a refused worker key (jobs.remote.WorkerKeyRefused, status 401) stops the worker; told
+            # apart by its status so that this module does not import jobs.remote (which imports it)
+            if getattr(e, "status", None) == 401:
                 raise
             log.warning("training job %s: checkpoint at step %d not uploaded: %s", job_id, step, e)
 
