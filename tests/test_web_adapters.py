@@ -43,12 +43,12 @@ def test_train_pick_the_model_and_generate(server, page):  # noqa: F811
     # 1. train: base, method, steps -> 202, a row with live progress until done
     page.get_by_label("Base model").fill("tiny-sd")
     page.get_by_label("Method").select_option("lora")
-    page.get_by_label("Steps", exact=True).first.fill("8")
+    page.get_by_label("Steps", exact=True).first.fill("30")  # enough for the bar to be seen moving
     with page.expect_response(lambda r: r.url.endswith("/adapters") and r.request.method == "POST") as posted:
         page.get_by_role("button", name="Train a model").click()
     assert posted.value.status == 202, posted.value.text()
     adapter = posted.value.json()
-    assert posted.value.request.post_data_json == {"base": "tiny-sd", "method": "lora", "steps": 8}
+    assert posted.value.request.post_data_json == {"base": "tiny-sd", "method": "lora", "steps": 30}
     row = page.locator(f"li.adapter[data-adapter-id='{adapter['id']}']")
     expect(row).to_contain_text("red-mug-lora")
     expect(row.get_by_role("progressbar")).to_be_visible(timeout=60_000)  # running: the bar follows the steps
@@ -60,7 +60,7 @@ def test_train_pick_the_model_and_generate(server, page):  # noqa: F811
             break
         page.wait_for_timeout(100)
     expect(row.locator(".badge")).to_have_text("done", timeout=120_000)
-    expect(row.locator(".adapter-steps")).to_have_text("step 8/8")
+    expect(row.locator(".adapter-steps")).to_have_text("step 30/30")
     assert re.fullmatch(r"\d+\.\d{4}", row.locator(".adapter-loss").inner_text())
     assert len(steps_seen) >= 3, steps_seen  # the progress was seen moving (SSE), not only the end
     shot(page, "train-done")
